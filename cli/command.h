@@ -1,0 +1,28 @@
+// What every command group shares: the --json switch, the exit code a command
+// reports (compare/check have result codes besides success), and printing helpers.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "core/json.h"
+
+namespace arche::cli {
+
+struct Context {
+  bool json = false;   // the running command prints JSON
+  bool quiet = false;  // -q: no progress, no summaries
+  int exit_code = 0;
+};
+
+// Adds --json to a command that lists or reports.
+void add_json_flag(CLI::App* command, Context& ctx);
+
+// Prints a line for people on stdout, unless --quiet or --json.
+void say(const Context& ctx, const std::string& line);
+
+// Registration of the command groups (one file each).
+void register_image_commands(CLI::App& app, Context& ctx);
+
+}  // namespace arche::cli

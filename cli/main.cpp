@@ -1,0 +1,69 @@
+// The arche command line: parses arguments, calls the libraries, prints. Errors
+// become one line on stderr (and a JSON object with --json) and an exit code by
+// category (docs/cli.md).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/progress.h"
+
+#ifndef ARCHE_VERSION
+#define ARCHE_VERSION "0.0.0"
+#endif
+
+namespace {
+
+int report_error(const arche::cli::Context& ctx, arche::ErrorCategory category, const std::string& message) {
+  std::fprintf(stderr, "arche: %s\n", message.c_str());
+  if (ctx.json)
+    arche::print_json(arche::Json{{"error", {{"category", arche::category_name(category)}, {"message", message}}}});
+  return arche::exit_code(category);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  arche::cli::Context ctx;
+  CLI::App app{"arche: virtual machines, disk images, snapshots and encrypted backups for small servers", "arche"};
+  app.set_version_flag("--version", "arche " ARCHE_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  bool verbose = false;
+  app.add_flag("-q,--quiet", ctx.quiet, "No progress and no summaries; errors only");
+  app.add_flag("-v,--verbose", verbose, "Explain what is happening");
+  app.parse_complete_callback([&] {
+    if (ctx.quiet) arche::set_log_level(arche::LogLevel::quiet);
+    if (verbose) arche::set_log_level(arche::LogLevel::verbose);
+    if (ctx.quiet) arche::Progress::set_globally_disabled(true);
+  });
+
+  arche::cli::register_image_commands(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForVersion& v) {
+    std::puts(v.what());
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    return report_error(ctx, arche::ErrorCategory::usage,
+                        std::string(e.what()) + " (see: arche --help)");
+  } catch (const arche::Error& e) {
+    return report_error(ctx, e.category(), e.what());
+  } catch (const std::bad_alloc&) {
+    return report_error(ctx, arche::ErrorCategory::no_space, "out of memory");
+  } catch (const std::exception& e) {
+    return report_error(ctx, arche::ErrorCategory::internal, std::string("internal error: ") + e.what());
+  }
+  return ctx.exit_code;
+}

@@ -1,0 +1,124 @@
+// The block layer's one interface. Everything that holds a virtual disk — a raw
+// file, a qcow2 overlay with its backing chain, later VMDK/VHDX/VDI, a RAID-1
+// mirror, a lazy view of a backup — is a BlockDevice, and everything that uses a
+// disk (the VMM's virtio-blk, backup, convert, P2V) talks only to this.
+//
+// Thread safety: every method may be called from several threads at once. Reads
+// and writes of disjoint ranges proceed in parallel where the driver allows.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+
+namespace arche::image {
+
+// What one layer of a chain says about a range of the virtual disk.
+enum class ExtentKind : uint8_t {
+  data,         // this layer stores the bytes (they may still happen to be zero)
+  zero,         // this layer says the range reads as zeros (zero cluster, hole)
+  unallocated,  // this layer says nothing: reads fall through to the backing file,
+                // or read as zeros when there is none
+};
+
+const char* to_string(ExtentKind kind);
+
+// The status of a run of bytes in one layer.
+struct LayerStatus {
+  ExtentKind kind;
+  uint64_t length;                      // bytes from the queried offset with this status
+  std::optional<uint64_t> host_offset;  // where the data lives in this layer's file
+  bool compressed = false;
+};
+
+// One entry of BlockDevice::map: the status of a run as seen through the whole chain.
+struct Extent {
+  uint64_t offset;
+  uint64_t length;
+  ExtentKind kind;  // unallocated only when no layer of the chain holds the range
+  int depth;        // 0 = this image, 1 = its backing file, ...; for unallocated: the bottom
+  std::optional<uint64_t> host_offset;
+  bool compressed = false;
+  std::string file;  // the file of the layer that holds it
+};
+
+// Facts for `image info`; format_specific holds what only that format knows.
+struct ImageInfo {
+  std::string filename;
+  std::string format;
+  uint64_t virtual_size = 0;
+  uint64_t actual_size = 0;   // bytes allocated on the host
+  uint64_t cluster_size = 0;  // allocation unit, 0 if none
+  std::optional<std::string> backing_file;       // as recorded in the image
+  std::optional<std::string> backing_format;     // as recorded in the image
+  std::optional<std::string> full_backing_file;  // resolved path
+  bool dirty = false;
+  Json format_specific = Json::object();
+  Json snapshots = Json::array();
+};
+
+class BlockDevice {
+ public:
+  virtual ~BlockDevice() = default;
+
+  virtual uint64_t size() const = 0;
+  virtual bool writable() const = 0;
+  // Format name as used on the command line ("raw", "qcow2").
+  virtual std::string format() const = 0;
+  // The file this layer lives in.
+  virtual std::string filename() const = 0;
+
+  // Reads out.size() bytes at offset. Offset + length must be within size().
+  virtual void read(uint64_t offset, std::span<uint8_t> out) = 0;
+  virtual void write(uint64_t offset, std::span<const uint8_t> data) = 0;
+  // Makes the range read as zeros. With may_unmap the driver may release storage.
+  virtual void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) = 0;
+  // Tells the device the range is unused. Blocks of granularity() fully inside the
+  // range read as zeros afterwards; the partial blocks at the edges are unchanged.
+  virtual void discard(uint64_t offset, uint64_t length) = 0;
+  // Makes everything written so far durable.
+  virtual void flush() = 0;
+
+  // Status of this layer alone at offset, for at most max_length bytes.
+  virtual LayerStatus layer_status(uint64_t offset, uint64_t max_length) = 0;
+  // The next layer of the chain, or nullptr.
+  virtual BlockDevice* backing() const { return nullptr; }
+  // The unit of allocation and of discard (cluster size; 4096 for raw files).
+  virtual uint64_t granularity() const = 0;
+
+  // Writes one whole granularity block compressed. Only drivers that store
+  // compressed blocks (qcow2, streamOptimized VMDK) support it.
+  virtual bool supports_compressed_writes() const { return false; }
+  virtual void write_compressed(uint64_t offset, std::span<const uint8_t> block);
+
+  // Changes the virtual size. Shrinking drops the data beyond the new end.
+  virtual void resize(uint64_t new_size);
+
+  virtual ImageInfo info() const = 0;
+
+  // The status of [offset, offset+length) through the whole chain, as extents that
+  // cover the range exactly, adjacent extents of the same kind/depth merged.
+  std::vector<Extent> map(uint64_t offset, uint64_t length);
+  std::vector<Extent> map() { return map(0, size()); }
+
+  // True when the whole range reads as zeros according to metadata alone.
+  bool known_zero(uint64_t offset, uint64_t length);
+
+ protected:
+  // Bounds check shared by all drivers: throws a usage error when the request
+  // reaches beyond size().
+  void check_request(uint64_t offset, uint64_t length, const char* op) const;
+  // Reads from the backing layer, zero-filling what lies beyond its end. Drivers
+  // with a backing chain call this for their unallocated ranges.
+  void read_from_backing(uint64_t offset, std::span<uint8_t> out) const;
+};
+
+// Chain depth (number of layers) below and including `top`.
+int chain_length(const BlockDevice& top);
+
+}  // namespace arche::image

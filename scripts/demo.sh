@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# arche's walk-through on built-in defaults (make demo). For now the image layer:
+# a raw base disk, a chain of qcow2 overlays, writes, commit, conversion and checks.
+# Later issues extend it to the whole life of a VM.
+set -euo pipefail
+ARCHE=${1:-build/cli/arche}
+ARCHE=$(realpath "$ARCHE")
+out=${DEMO_DIR:-$(pwd)/demo-output}
+rm -rf "$out"
+mkdir -p "$out"
+cd "$out"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ arche %s\n' "$*"; "$ARCHE" "$@"; }
+
+step "A 256 MiB raw base disk with a 'boot sector' and some data"
+run image create -f raw base.raw 256M
+printf 'ARCHE DEMO BOOT SECTOR' > boot.bin
+run image write base.raw 0 --from boot.bin
+run image write base.raw 64M --pattern 0x42 --length 8M
+
+step "Two qcow2 overlays on top of it: the base stays untouched from now on"
+run image create -f qcow2 -b base.raw -F raw monday.qcow2
+run image create -f qcow2 -b monday.qcow2 -F qcow2 tuesday.qcow2
+run image write monday.qcow2 1M --pattern 0x4d --length 2M
+run image write tuesday.qcow2 2M --pattern 0x54 --length 1M
+run image write tuesday.qcow2 66M --zeroes --length 64K
+run image info --backing-chain tuesday.qcow2
+step "Which layer holds what (depth 0 = tuesday, 1 = monday, 2 = base)"
+run image map tuesday.qcow2
+
+step "Commit tuesday's changes into monday; tuesday is empty afterwards"
+run image commit tuesday.qcow2
+run image check monday.qcow2
+
+step "Convert the whole chain into one compressed, standalone qcow2 (zstd)"
+run image convert -c -O qcow2 -o compression_type=zstd tuesday.qcow2 standalone.qcow2
+run image compare tuesday.qcow2 standalone.qcow2
+run image check standalone.qcow2
+run image measure -O qcow2 tuesday.qcow2
+
+if command -v qemu-img >/dev/null; then
+  step "qemu-img agrees"
+  printf '$ qemu-img check standalone.qcow2\n'; qemu-img check standalone.qcow2
+  printf '$ qemu-img compare tuesday.qcow2 standalone.qcow2\n'; qemu-img compare tuesday.qcow2 standalone.qcow2
+fi
+
+step "Done. Files are in $out"
+ls -ls "$out"
