@@ -22,6 +22,11 @@ inline constexpr uint64_t TiB = 1024 * GiB;
 inline constexpr uint64_t align_down(uint64_t v, uint64_t a) { return v / a * a; }
 inline constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 inline constexpr uint64_t div_round_up(uint64_t v, uint64_t d) { return (v + d - 1) / d; }
+// [offset, offset+length) lies inside [0, limit), without overflow for any inputs
+// (offsets read from damaged files can be anything).
+inline constexpr bool range_within(uint64_t offset, uint64_t length, uint64_t limit) {
+  return offset <= limit && length <= limit - offset;
+}
 inline constexpr bool is_power_of_two(uint64_t v) { return v && !(v & (v - 1)); }
 
 }  // namespace arche

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <map>
 
+#include "core/bytes.h"
 #include "core/endian.h"
 #include "core/error.h"
 #include "core/units.h"
@@ -21,7 +22,7 @@ namespace arche::image::qcow2 {
 
 namespace {
 
-constexpr uint64_t kMaxSnapshotEntryBytes = 40 + 1024 + 2 * 65535 + 8;
+constexpr size_t kMaxMessages = 1000;
 
 struct EntryFix {
   uint64_t table_offset;  // L1 or L2 table in the file
@@ -49,9 +50,10 @@ class Checker {
 
  private:
   void load_header();
-  void count(uint64_t offset, uint64_t bytes, const std::string& what);
-  void count_l1(uint64_t l1_offset, uint64_t l1_size, bool active);
-  void count_l2(uint64_t l2_offset, bool active);
+  void count(uint64_t offset, uint64_t bytes, const std::string& what, uint64_t times = 1);
+  void collect_l1(uint64_t l1_offset, uint64_t l1_size, bool active);
+  void count_l2_tables();
+  void count_l2(uint64_t l2_offset, uint64_t times, uint64_t active_times);
   void count_snapshots();
   void count_bitmaps();
   void count_refcount_structures();
@@ -62,7 +64,12 @@ class Checker {
   void check_copied_flags();
   void corruption(std::string message) {
     ++r_.corruptions;
-    r_.messages.push_back(std::move(message));
+    note(std::move(message));
+  }
+  // Keeps the first messages; a badly damaged image would otherwise produce millions.
+  void note(std::string message) {
+    if (r_.messages.size() < kMaxMessages) r_.messages.push_back(std::move(message));
+    else ++suppressed_messages_;
   }
   void apply_fixes(const std::vector<EntryFix>& fixes);
   void write_header();
@@ -73,6 +80,13 @@ class Checker {
   uint64_t cs_ = 0;
   uint64_t file_size_ = 0;
   std::vector<uint32_t> refs_;
+  // How often each L2 table is referenced (by the active L1 and by all L1 tables):
+  // a table is walked once, its references counted that many times.
+  struct L2Use {
+    uint64_t total = 0;
+    uint64_t active = 0;
+  };
+  std::map<uint64_t, L2Use> l2_uses_;
   std::vector<uint64_t> refcount_structure_clusters_;
   std::vector<uint64_t> rc_table_;
   bool refcount_structure_broken_ = false;
@@ -81,21 +95,13 @@ class Checker {
   std::vector<EntryFix> copied_fixes_;   // wrong OFLAG_COPIED bits
   uint64_t refcount_errors_ = 0;
   std::vector<std::pair<uint64_t, uint64_t>> leaks_;  // (cluster, correct refcount)
+  uint64_t suppressed_messages_ = 0;
   CheckResult r_;
 };
 
 void Checker::load_header() {
   file_size_ = f_.size();
-  std::vector<uint8_t> first(std::min<uint64_t>(file_size_, 4096));
-  f_.read_exact(0, first);
-  if (first.size() >= 24) {
-    uint32_t bits = load_be32(first.data() + 20);
-    if (bits >= kMinClusterBits && bits <= kMaxClusterBits && (1ull << bits) > first.size()) {
-      first.resize(std::min<uint64_t>(file_size_, 1ull << bits));
-      f_.read_exact(0, first);
-    }
-  }
-  h_ = parse_header(first, file_size_, f_.path());
+  h_ = read_header(f_);
   cs_ = h_.cluster_size();
 }
 
@@ -105,37 +111,35 @@ std::vector<uint8_t> Checker::read_table(uint64_t offset) {
   return t;
 }
 
-// Adds one reference to every cluster of [offset, offset+bytes).
-void Checker::count(uint64_t offset, uint64_t bytes, const std::string& what) {
-  if (bytes == 0) return;
+// Adds `times` references to every cluster of [offset, offset+bytes).
+void Checker::count(uint64_t offset, uint64_t bytes, const std::string& what, uint64_t times) {
+  if (bytes == 0 || times == 0) return;
   uint64_t first = offset / cs_, last = (offset + bytes - 1) / cs_;
-  if (offset + bytes > align_up(file_size_, cs_)) {
+  if (!range_within(offset, bytes, align_up(file_size_, cs_))) {
     corruption(fmt::format("ERROR {} at 0x{:x} ({} bytes) lies beyond the end of the file", what, offset, bytes));
+    if (file_size_ == 0) return;
     last = std::min(last, div_round_up(file_size_, cs_) - 1);
     if (first > last) return;
   }
   if (refs_.size() <= last) refs_.resize(last + 1, 0);
-  for (uint64_t c = first; c <= last; ++c)
-    if (refs_[c] != UINT32_MAX) ++refs_[c];
+  for (uint64_t c = first; c <= last; ++c) refs_[c] = static_cast<uint32_t>(std::min<uint64_t>(UINT32_MAX, refs_[c] + times));
 }
 
-void Checker::count_l2(uint64_t l2_offset, bool active) {
+void Checker::count_l2(uint64_t l2_offset, uint64_t times, uint64_t active_times) {
+  const bool active = active_times > 0;
   std::vector<uint8_t> t = read_table(l2_offset);
   uint64_t next_contiguous = 0;
   for (uint64_t i = 0; i < cs_ / 8; ++i) {
     uint64_t e = load_be64(t.data() + i * 8);
     if (e & kOflagCompressed) {
       CompressedRef ref = decode_compressed(e, h_.cluster_bits);
-      if (active) {
-        ++r_.allocated_clusters;
-        ++r_.compressed_clusters;
-        ++r_.fragmented_clusters;
-      }
-      count(ref.offset, ref.length, "compressed cluster");
+      r_.allocated_clusters += active_times;
+      r_.compressed_clusters += active_times;
+      r_.fragmented_clusters += active_times;
+      count(ref.offset, ref.length, "compressed cluster", times);
       continue;
     }
     uint64_t host = e & kOffsetMask;
-    bool zero_flag = h_.version >= 3 && (e & kOflagZero);
     bool bad_bits = (e & kL2StandardReservedMask) || (h_.version < 3 && (e & kOflagZero));
     if (host == 0) {
       if (bad_bits || (e & kOflagCopied)) {
@@ -144,7 +148,7 @@ void Checker::count_l2(uint64_t l2_offset, bool active) {
       }
       continue;
     }
-    if (bad_bits || host < cs_ || host + cs_ > align_up(file_size_, cs_)) {
+    if (bad_bits || host < cs_ || !range_within(host, cs_, align_up(file_size_, cs_))) {
       corruption(fmt::format("ERROR L2 entry {} of table 0x{:x} points to 0x{:x}, {}", i, l2_offset, host,
                              bad_bits ? "with reserved bits set" : "outside the file"));
       // Repair: the cluster reads as zeros (its data is not in this file anyway).
@@ -152,16 +156,16 @@ void Checker::count_l2(uint64_t l2_offset, bool active) {
       continue;
     }
     if (active) {
-      ++r_.allocated_clusters;
-      if (next_contiguous && host != next_contiguous) ++r_.fragmented_clusters;
+      r_.allocated_clusters += active_times;
+      if (next_contiguous && host != next_contiguous) r_.fragmented_clusters += active_times;
       next_contiguous = host + cs_;
     }
-    (void)zero_flag;
-    count(host, cs_, "data cluster");
+    count(host, cs_, "data cluster", times);
   }
 }
 
-void Checker::count_l1(uint64_t l1_offset, uint64_t l1_size, bool active) {
+// Counts an L1 table and notes the L2 tables it references (walked later, once).
+void Checker::collect_l1(uint64_t l1_offset, uint64_t l1_size, bool active) {
   count(l1_offset, l1_size * 8, active ? "L1 table" : "snapshot L1 table");
   std::vector<uint8_t> raw(l1_size * 8, 0);
   f_.read_some(l1_offset, raw);
@@ -169,38 +173,43 @@ void Checker::count_l1(uint64_t l1_offset, uint64_t l1_size, bool active) {
     uint64_t e = load_be64(raw.data() + i * 8);
     uint64_t l2 = e & kOffsetMask;
     if (l2 == 0) continue;
-    if ((e & kL1ReservedMask) || l2 < cs_ || l2 + cs_ > align_up(file_size_, cs_)) {
+    if ((e & kL1ReservedMask) || l2 < cs_ || !range_within(l2, cs_, align_up(file_size_, cs_))) {
       corruption(fmt::format("ERROR L1 entry {} (0x{:016x}) {}", i, e,
                              (e & kL1ReservedMask) ? "has reserved bits set" : "points outside the file"));
       if (active) pointer_fixes_.push_back({l1_offset, i, 0});
       continue;
     }
-    count(l2, cs_, "L2 table");
-    count_l2(l2, active);
+    L2Use& use = l2_uses_[l2];
+    ++use.total;
+    if (active) ++use.active;
+  }
+}
+
+void Checker::count_l2_tables() {
+  for (const auto& [offset, use] : l2_uses_) {
+    count(offset, cs_, "L2 table", use.total);
+    count_l2(offset, use.total, use.active);
   }
 }
 
 void Checker::count_snapshots() {
   if (h_.nb_snapshots == 0) return;
-  uint64_t want = std::min<uint64_t>(uint64_t{h_.nb_snapshots} * kMaxSnapshotEntryBytes, file_size_ - h_.snapshots_offset);
-  std::vector<uint8_t> raw(want);
-  f_.read_exact(h_.snapshots_offset, raw);
   uint64_t table_bytes = 0;
-  std::vector<Snapshot> snapshots = parse_snapshot_table(raw, h_.nb_snapshots, f_.path(), &table_bytes);
+  std::vector<Snapshot> snapshots = read_snapshots(f_, h_, &table_bytes);
   count(h_.snapshots_offset, table_bytes, "snapshot table");
   for (const Snapshot& s : snapshots) {
-    if (s.l1_table_offset % cs_ || s.l1_table_offset + uint64_t{s.l1_size} * 8 > file_size_) {
+    if (s.l1_table_offset % cs_ || !range_within(s.l1_table_offset, uint64_t{s.l1_size} * 8, file_size_)) {
       corruption(fmt::format("ERROR snapshot '{}' has its L1 table outside the file", s.name));
       continue;
     }
-    count_l1(s.l1_table_offset, s.l1_size, false);
+    collect_l1(s.l1_table_offset, s.l1_size, false);
   }
 }
 
 void Checker::count_bitmaps() {
   if (!h_.bitmaps || h_.bitmaps->nb_bitmaps == 0) return;
   const BitmapsExtension& b = *h_.bitmaps;
-  if (b.directory_offset % cs_ || b.directory_size > 64 * MiB || b.directory_offset + b.directory_size > file_size_) {
+  if (b.directory_offset % cs_ || b.directory_size > 64 * MiB || !range_within(b.directory_offset, b.directory_size, file_size_)) {
     corruption("ERROR bitmap directory lies outside the file");
     return;
   }
@@ -209,7 +218,7 @@ void Checker::count_bitmaps() {
   f_.read_exact(b.directory_offset, raw);
   for (const BitmapDirectoryEntry& e : parse_bitmap_directory(raw, b.nb_bitmaps, f_.path())) {
     uint64_t bytes = uint64_t{e.table_size} * 8;
-    if (e.table_offset % cs_ || e.table_offset + bytes > file_size_) {
+    if (e.table_offset % cs_ || !range_within(e.table_offset, bytes, file_size_)) {
       corruption(fmt::format("ERROR bitmap '{}' has its table outside the file", e.name));
       continue;
     }
@@ -234,7 +243,7 @@ void Checker::count_refcount_structures() {
   for (uint64_t i = 0; i < rc_table_.size(); ++i) {
     uint64_t e = load_be64(raw.data() + i * 8);
     if (e == 0) continue;
-    if ((e & kRefcountTableReservedMask) || e < cs_ || e + cs_ > align_up(file_size_, cs_)) {
+    if ((e & kRefcountTableReservedMask) || e < cs_ || !range_within(e, cs_, align_up(file_size_, cs_))) {
       corruption(fmt::format("ERROR refcount block {} at 0x{:x} is {}", i, e,
                              (e & kRefcountTableReservedMask) ? "misaligned" : "outside the file"));
       refcount_structure_broken_ = true;
@@ -258,39 +267,45 @@ uint64_t Checker::stored_refcount(uint64_t cluster) {
   const uint64_t per_block = cs_ * 8 / h_.refcount_bits();
   uint64_t ti = cluster / per_block;
   if (ti >= rc_table_.size() || rc_table_[ti] == 0) return 0;
-  auto it = block_cache_.find(ti);
-  if (it == block_cache_.end()) it = block_cache_.emplace(ti, read_table(rc_table_[ti])).first;
+  auto it = block_cache_.find(rc_table_[ti]);  // by offset: a bad table may repeat one
+  if (it == block_cache_.end()) it = block_cache_.emplace(rc_table_[ti], read_table(rc_table_[ti])).first;
   return refcount_entry(it->second, cluster % per_block);
 }
 
 void Checker::compare_refcounts() {
   const uint64_t per_block = cs_ * 8 / h_.refcount_bits();
-  uint64_t limit = std::max<uint64_t>(refs_.size(), div_round_up(file_size_, cs_));
-  for (uint64_t ti = 0; ti < rc_table_.size(); ++ti)
-    if (rc_table_[ti]) limit = std::max(limit, (ti + 1) * per_block);
   const uint64_t max_refcount = h_.refcount_order == 6 ? UINT64_MAX : (1ull << h_.refcount_bits()) - 1;
-  for (uint64_t c = 0; c < limit; ++c) {
-    uint64_t stored = stored_refcount(c);
+  auto compare = [&](uint64_t c, uint64_t stored) {
     uint64_t computed = c < refs_.size() ? refs_[c] : 0;
-    if (stored == computed) {
-      if (computed) r_.image_end_offset = (c + 1) * cs_;
-      continue;
-    }
-    if (computed) r_.image_end_offset = (c + 1) * cs_;
+    if (computed) r_.image_end_offset = std::max(r_.image_end_offset, (c + 1) * cs_);
+    if (stored == computed) return;
     if (computed > max_refcount) {
       ++refcount_errors_;
       corruption(fmt::format("ERROR cluster {} has {} references, more than {}-bit refcounts can hold", c, computed,
                              h_.refcount_bits()));
-      continue;
-    }
-    if (stored > computed) {
+    } else if (stored > computed) {
       ++r_.leaks;
-      r_.messages.push_back(fmt::format("Leaked cluster {} refcount={} reference={}", c, stored, computed));
+      note(fmt::format("Leaked cluster {} refcount={} reference={}", c, stored, computed));
       leaks_.emplace_back(c, computed);
     } else {
       ++refcount_errors_;
       corruption(fmt::format("ERROR cluster {} refcount={} reference={}", c, stored, computed));
     }
+  };
+  // Clusters covered by a refcount block: compare every entry, skipping blocks that
+  // are all zero and describe only unreferenced clusters.
+  for (uint64_t ti = 0; ti < rc_table_.size(); ++ti) {
+    if (rc_table_[ti] == 0) continue;
+    const uint64_t first = ti * per_block;
+    std::vector<uint8_t> block = read_table(rc_table_[ti]);
+    if (first >= refs_.size() && all_zero(block)) continue;
+    for (uint64_t i = 0; i < per_block; ++i) compare(first + i, refcount_get(block, i, h_.refcount_order));
+  }
+  // Referenced clusters without a refcount block have refcount 0.
+  for (uint64_t c = 0; c < refs_.size(); ++c) {
+    uint64_t ti = c / per_block;
+    if (ti < rc_table_.size() && rc_table_[ti] != 0) continue;
+    compare(c, 0);
   }
 }
 
@@ -301,7 +316,7 @@ void Checker::check_copied_flags() {
   for (uint64_t i = 0; i < h_.l1_size; ++i) {
     uint64_t e = load_be64(l1.data() + i * 8);
     uint64_t l2 = e & kOffsetMask;
-    if (l2 == 0 || (e & kL1ReservedMask) || l2 + cs_ > align_up(file_size_, cs_)) continue;
+    if (l2 == 0 || (e & kL1ReservedMask) || !range_within(l2, cs_, align_up(file_size_, cs_))) continue;
     bool copied = stored_refcount(l2 / cs_) == 1;
     if (copied != static_cast<bool>(e & kOflagCopied)) {
       corruption(fmt::format("ERROR OFLAG_COPIED L2 table 0x{:x}: refcount={}", l2, stored_refcount(l2 / cs_)));
@@ -319,7 +334,7 @@ void Checker::check_copied_flags() {
         }
         continue;
       }
-      if (host == 0 || host + cs_ > align_up(file_size_, cs_)) continue;
+      if (host == 0 || !range_within(host, cs_, align_up(file_size_, cs_))) continue;
       bool want = stored_refcount(host / cs_) == 1;
       if (want != static_cast<bool>(le & kOflagCopied)) {
         corruption(fmt::format("ERROR OFLAG_COPIED data cluster: l2_entry=0x{:x} refcount={}", le,
@@ -415,12 +430,14 @@ CheckResult Checker::analyze() {
   r_.total_clusters = div_round_up(h_.size, cs_);
   refs_.assign(div_round_up(file_size_, cs_), 0);
   count(0, cs_, "header");
-  if (h_.l1_size) count_l1(h_.l1_table_offset, h_.l1_size, true);
+  if (h_.l1_size) collect_l1(h_.l1_table_offset, h_.l1_size, true);
   count_snapshots();
+  count_l2_tables();
   count_bitmaps();
   count_refcount_structures();
   compare_refcounts();
   check_copied_flags();
+  if (suppressed_messages_) r_.messages.push_back(fmt::format("... and {} more problems", suppressed_messages_));
   return r_;
 }
 

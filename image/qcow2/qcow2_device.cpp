@@ -15,8 +15,6 @@ namespace {
 
 constexpr uint64_t kDefaultCacheBytes = 32 * MiB;
 constexpr size_t kMaxPendingFrees = 65536;  // write back before the list grows further
-constexpr uint64_t kMaxSnapshotEntryBytes = 40 + 1024 + 2 * 65535 + 8;
-constexpr uint64_t kMaxSnapshotTableRead = 64 * MiB;
 
 size_t l2_cache_tables(const Header& h, uint64_t cache_bytes) {
   uint64_t budget = cache_bytes ? cache_bytes : kDefaultCacheBytes;
@@ -46,19 +44,7 @@ std::unique_ptr<Qcow2Device> Qcow2Device::open(const std::string& path, const Op
                                                ChainState& chain) {
   File file = File::open(path, options.writable ? OpenMode::read_write : OpenMode::read_only);
   lock_image_file(file, options);
-  const uint64_t file_size = file.size();
-
-  // The header occupies the first cluster, whose size the header names.
-  std::vector<uint8_t> first(std::min<uint64_t>(file_size, 4096));
-  file.read_exact(0, first);
-  if (first.size() >= 24) {
-    uint32_t bits = load_be32(first.data() + 20);
-    if (bits >= kMinClusterBits && bits <= kMaxClusterBits && (1ull << bits) > first.size()) {
-      first.resize(std::min<uint64_t>(file_size, 1ull << bits));
-      file.read_exact(0, first);
-    }
-  }
-  Header header = parse_header(first, file_size, path);
+  Header header = read_header(file);
 
   if (options.writable && (header.incompatible_features & kIncompatCorrupt))
     fail(ErrorCategory::corrupt, "{}: image is marked corrupt; repair it with: arche image check -r all {}", path, path);
@@ -66,8 +52,7 @@ std::unique_ptr<Qcow2Device> Qcow2Device::open(const std::string& path, const Op
     // Lazy refcounts were in use and the image was not closed: rebuild refcounts.
     warn("{}: image was not closed cleanly; repairing its refcounts", path);
     check_file(file, RepairMode::all);
-    file.read_exact(0, first);
-    header = parse_header(first, file.size(), path);
+    header = read_header(file);
   }
 
   std::unique_ptr<Qcow2Device> dev(new Qcow2Device(std::move(file), std::move(header), options));
@@ -78,13 +63,7 @@ std::unique_ptr<Qcow2Device> Qcow2Device::open(const std::string& path, const Op
   dev->l1_.resize(h.l1_size);
   for (size_t i = 0; i < h.l1_size; ++i) dev->l1_[i] = load_be64(l1_raw.data() + i * 8);
 
-  if (h.nb_snapshots > 0) {
-    uint64_t want = std::min({uint64_t{h.nb_snapshots} * kMaxSnapshotEntryBytes, file_size - h.snapshots_offset,
-                              kMaxSnapshotTableRead});
-    std::vector<uint8_t> raw(want);
-    dev->file_.read_exact(h.snapshots_offset, raw);
-    dev->snapshots_ = parse_snapshot_table(raw, h.nb_snapshots, path, nullptr);
-  }
+  dev->snapshots_ = read_snapshots(dev->file_, h, nullptr);
 
   if (options.writable) {
     Qcow2Device* self = dev.get();

@@ -176,7 +176,7 @@ Header parse_header(std::span<const uint8_t> buf, uint64_t file_size, const std:
   auto check_area = [&](const char* what, uint64_t offset, uint64_t bytes) {
     if (offset % cs != 0)
       fail(ErrorCategory::format, "{}: qcow2 {} offset 0x{:x} is not cluster-aligned", name, what, offset);
-    if (offset == 0 || offset > file_size || bytes > file_size - offset)
+    if (offset == 0 || !range_within(offset, bytes, file_size))
       fail(ErrorCategory::format, "{}: qcow2 {} (0x{:x}, {} bytes) lies outside the {}-byte file", name, what, offset,
            bytes, file_size);
   };

@@ -28,7 +28,7 @@ void Refcounts::load() {
     if (e & kRefcountTableReservedMask)
       fail(ErrorCategory::corrupt, "{}: qcow2 refcount table entry {} is misaligned (0x{:x}); repair with: arche image check -r all",
            file_.path(), i, e);
-    if (e && e + header_.cluster_size() > file_size)
+    if (e && !range_within(e, header_.cluster_size(), file_size))
       fail(ErrorCategory::corrupt, "{}: qcow2 refcount block {} at 0x{:x} lies outside the file; repair with: arche image check -r all",
            file_.path(), i, e);
     table_[i] = e;
@@ -169,24 +169,27 @@ void Refcounts::grow_table(uint64_t min_entries) {
 uint64_t Refcounts::find_free_run(uint64_t count) {
   uint64_t c = free_hint_, run_start = c, run = 0;
   bool seen_free = false;
+  const uint64_t mask = (1ull << block_bits_) - 1;
   while (run < count) {
-    uint64_t ti = c >> block_bits_;
+    const uint64_t ti = c >> block_bits_;
+    const uint64_t block_end = (ti + 1) << block_bits_;
     if (!block_exists(ti)) {  // a missing block means all its clusters are free
-      uint64_t block_end = (ti + 1) << block_bits_;
       run += block_end - c;
       c = block_end;
       seen_free = true;
       continue;
     }
-    if (get(c) == 0) {
-      ++run;
-      seen_free = true;
-    } else {
-      run = 0;
-      run_start = c + 1;
-      if (!seen_free) free_hint_ = c + 1;
+    TableRef b = block(ti);
+    for (; c < block_end && run < count; ++c) {
+      if (entry(*b, c & mask) == 0) {
+        ++run;
+        seen_free = true;
+      } else {
+        run = 0;
+        run_start = c + 1;
+        if (!seen_free) free_hint_ = c + 1;
+      }
     }
-    ++c;
   }
   return run_start;
 }
@@ -280,10 +283,16 @@ void Refcounts::write_dirty() {
 }
 
 uint64_t Refcounts::end_cluster() {
+  const size_t entry_bits = header_.refcount_bits();
   for (uint64_t ti = table_.size(); ti-- > 0;) {
     if (!block_exists(ti)) continue;
     TableRef b = block(ti);
-    for (uint64_t i = 1ull << block_bits_; i-- > 0;)
+    // Find the last non-zero byte first: blocks are mostly zero at the end.
+    size_t last = b->bytes.size();
+    while (last > 0 && b->bytes[last - 1] == 0) --last;
+    if (last == 0) continue;
+    uint64_t i = ((last * 8) + entry_bits - 1) / entry_bits;  // entries up to that byte
+    while (i-- > 0)
       if (entry(*b, i) != 0) return (ti << block_bits_) + i + 1;
   }
   return 1;

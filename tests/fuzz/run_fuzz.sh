@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer target for a bounded number of iterations from a seed corpus
+# of valid images made here and now (qemu-img and arche), so the fuzzer starts from
+# real structures. Usage: run_fuzz.sh BINARY NAME RUNS
+set -euo pipefail
+bin=$1 name=$2 runs=$3
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d /var/tmp/arche-fuzz-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/corpus"
+"$here/seeds.sh" "$name" "$work/corpus"
+cd "$work"
+# -rss_limit_mb keeps a runaway allocation a finding, not an OOM of the CI machine.
+"$bin" -runs="$runs" -max_total_time=120 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 corpus 2>&1 | tail -n 25
