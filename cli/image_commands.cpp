@@ -132,7 +132,7 @@ void add_create(CLI::App& group, Context& ctx) {
   cmd->add_option("-F,--backing-format", a->backing_format, "Format of the backing file (default: probe and record)");
   cmd->add_option("-o,--options", a->options,
                   "Format options: cluster_size=N, compression_type=zlib|zstd, lazy_refcounts=on|off, "
-                  "refcount_bits=N, compat=0.10|1.1");
+                  "refcount_bits=N, compat=0.10|1.1")->allow_extra_args(false);
   cmd->add_flag("--overwrite", a->overwrite, "Replace FILE if it exists");
   cmd->add_option("file", a->file, "Image to create")->required();
   cmd->add_option("size", a->size_text, "Virtual size, e.g. 10G (default with -b: the backing file's size)");
@@ -327,7 +327,7 @@ void add_convert(CLI::App& group, Context& ctx) {
   cmd->add_option("-f,--format", a->source_format, "Source format (default: probe)");
   cmd->add_option("-O,--output-format", a->target_format, "Target format: qcow2 or raw")->required();
   cmd->add_flag("-c,--compress", a->compress, "Store clusters compressed (qcow2; zlib unless -o compression_type=zstd)");
-  cmd->add_option("-o,--options", a->options, "Target format options, as for image create");
+  cmd->add_option("-o,--options", a->options, "Target format options, as for image create")->allow_extra_args(false);
   cmd->add_option("-m,--threads", a->threads, "Worker threads (default: one per core)");
   cmd->add_flag("--sync", a->sync, "fsync the target before it appears under its name");
   cmd->add_flag("--overwrite", a->overwrite, "Replace DST if it exists");
@@ -471,7 +471,7 @@ void add_measure(CLI::App& group, Context& ctx) {
   auto* cmd = group.add_subcommand("measure", "How much space a conversion to a format needs");
   auto a = std::make_shared<MeasureArgs>();
   cmd->add_option("-O,--output-format", a->target_format, "Target format")->required();
-  cmd->add_option("-o,--options", a->options, "Target format options, as for image create");
+  cmd->add_option("-o,--options", a->options, "Target format options, as for image create")->allow_extra_args(false);
   cmd->add_option("-f,--format", a->format, "Source format (default: probe)");
   cmd->add_option("--size", a->size_text, "Measure an empty image of this size instead of a source");
   cmd->add_option("src", a->file, "Source image");
