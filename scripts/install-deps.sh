@@ -15,7 +15,7 @@ packages=(
   # referees and fixtures used by tests and bench/
   qemu-utils                          # qemu-img: the referee for image formats
   e2fsprogs fdisk util-linux          # mkfs.ext4 -d, sfdisk, losetup (bench images)
-  coreutils procps
+  coreutils procps bc                 # bench/ arithmetic
 )
 
 missing=()
