@@ -2,9 +2,8 @@
 // resize, measure. Syntax follows qemu-img where it has the same command.
 #include <fmt/format.h>
 
-#include <unistd.h>
-
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <memory>
 #include <string>
@@ -552,8 +551,11 @@ void add_write(CLI::App& group, Context& ctx) {
         what = fmt::format("discarded {} bytes", *length);
       } else {
         if (a->pattern.empty()) fail(ErrorCategory::usage, "image write: give --from, --pattern, --zeroes or --discard");
-        unsigned long value = std::stoul(a->pattern, nullptr, 0);
-        if (value > 255) fail(ErrorCategory::usage, "image write: --pattern must be a byte value (0 to 255)");
+        char* end = nullptr;
+        unsigned long value = std::strtoul(a->pattern.c_str(), &end, 0);
+        if (a->pattern.empty() || *end != '\0' || value > 255)
+          fail(ErrorCategory::usage, "image write: --pattern must be a byte value, 0 to 255 or 0x00 to 0xff (got '{}')",
+               a->pattern);
         std::vector<uint8_t> buf(std::min<uint64_t>(*length, 4 * MiB), static_cast<uint8_t>(value));
         for (uint64_t done = 0; done < *length;) {
           uint64_t m = std::min<uint64_t>(buf.size(), *length - done);
@@ -588,16 +590,16 @@ void add_read(CLI::App& group, Context&) {
     o.force_share = a->force_share;
     std::unique_ptr<BlockDevice> dev = image::open_image(a->file, o);
     const uint64_t offset = parse_size(a->offset_text, "offset"), length = parse_size(a->length_text, "length");
-    File out = a->to.empty() ? File::adopt(UniqueFd(::dup(STDOUT_FILENO)), "stdout", true)
-                             : File::open(a->to, OpenMode::create_truncate);
+    std::optional<File> out;
+    if (!a->to.empty()) out = File::open(a->to, OpenMode::create_truncate);
     std::vector<uint8_t> buf(std::min<uint64_t>(length, 4 * MiB));
     for (uint64_t done = 0; done < length;) {
       uint64_t m = std::min<uint64_t>(buf.size(), length - done);
       dev->read(offset + done, std::span(buf.data(), m));
-      if (a->to.empty()) {
-        if (std::fwrite(buf.data(), 1, m, stdout) != m) fail(ErrorCategory::io, "write to stdout failed");
-      } else {
-        out.write_all(done, std::span(buf.data(), m));
+      if (out) {
+        out->write_all(done, std::span(buf.data(), m));
+      } else if (std::fwrite(buf.data(), 1, m, stdout) != m) {
+        fail(ErrorCategory::io, "write to stdout failed");
       }
       done += m;
     }
