@@ -352,12 +352,13 @@ void add_convert(CLI::App& group, Context& ctx) {
                       {"virtual-size", s.virtual_size},
                       {"bytes-read", s.bytes_read},
                       {"bytes-written", s.bytes_written},
+                      {"file-bytes", s.file_bytes},
                       {"seconds", s.seconds}});
       return;
     }
-    say(ctx, fmt::format("converted {} -> {} ({}): {} virtual, {} of data in {:.2f} s", a->src, a->dst,
+    say(ctx, fmt::format("converted {} -> {} ({}): {} virtual, {} of data, {} on disk, in {:.2f} s", a->src, a->dst,
                          image::driver_for(a->target_format).name(), format_size(s.virtual_size),
-                         format_size(s.bytes_written), s.seconds));
+                         format_size(s.bytes_written), format_size(s.file_bytes), s.seconds));
   });
 }
 

@@ -211,11 +211,13 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
   target.reset();  // closes: metadata written
   progress.finish();
   if (pending) pending->commit(options.durable);
+  uint64_t file_bytes = File::open(target_path, OpenMode::read_only).allocated_bytes();
 
   ConvertStats stats;
   stats.virtual_size = size;
   stats.bytes_read = data_bytes;
   stats.bytes_written = written;
+  stats.file_bytes = file_bytes;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;
 }
