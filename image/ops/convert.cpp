@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <vector>
 
 #include "core/bytes.h"
@@ -95,6 +97,45 @@ const uint8_t* direct_view(const Window& w, uint64_t block, uint64_t disk_size) 
   return p.mapped;
 }
 
+// Turn-taking for targets that must be written front to back (a streamOptimized
+// VMDK): windows are still read in parallel, then each waits until every earlier
+// window has written. parallel_for hands windows out in increasing order, so every
+// earlier window is already being worked on. A failure wakes the waiting windows,
+// which give up quietly, so that the failure itself is what gets reported.
+class WindowTurns {
+ public:
+  explicit WindowTurns(bool active) : active_(active) {}
+  // False when another window failed.
+  bool wait(size_t window) {
+    if (!active_) return true;
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return turn_ == window || aborted_; });
+    return !aborted_;
+  }
+  void finish(size_t window, bool ok) {
+    if (!active_) return;
+    std::lock_guard lock(mutex_);
+    if (!ok) aborted_ = true;
+    else if (turn_ == window) ++turn_;
+    changed_.notify_all();
+  }
+
+ private:
+  bool active_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  size_t turn_ = 0;
+  bool aborted_ = false;
+};
+
+// Passes the turn on when a window's work ends, by return or by exception.
+struct TurnRelease {
+  WindowTurns& turns;
+  size_t window;
+  int exceptions = std::uncaught_exceptions();
+  ~TurnRelease() { turns.finish(window, std::uncaught_exceptions() == exceptions); }
+};
+
 bool is_block_device(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
@@ -149,9 +190,13 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
   Progress progress("convert", data_bytes);
   std::atomic<uint64_t> written{0};
 
+  const bool sequential = target->sequential_writes_only();
+  WindowTurns turns(sequential);
+
   ThreadPool pool(options.threads ? options.threads : ThreadPool::default_threads());
   parallel_for(pool, windows.size(), [&](size_t i) {
     const Window& w = windows[i];
+    TurnRelease release{turns, i};
     // Either the window's data straight from a mapping, or read into a buffer.
     thread_local std::vector<uint8_t> buffer;
     const uint8_t* bytes = direct_view(w, block, size);
@@ -170,6 +215,7 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
       }
       bytes = buffer.data();
     }
+    if (!turns.wait(i)) return;
     // Write runs of non-zero blocks; compressed writes go one cluster at a time.
     for (uint64_t pos = begin; pos < length;) {
       uint64_t n = std::min(block, length - pos);
@@ -196,7 +242,7 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
     }
   });
 
-  if (!target_is_zero) {
+  if (!target_is_zero && !sequential) {  // (a stream stores nothing where there is no data)
     // The device keeps old content where the source has no data: zero it.
     uint64_t pos = 0;
     for (const Window& w : windows)
@@ -207,7 +253,8 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
     if (pos < size) target->write_zeroes(pos, size - pos, true);
   }
 
-  if (options.durable) target->flush();
+  // A sequential target completes its stream in flush(), where errors surface.
+  if (options.durable || sequential) target->flush();
   target.reset();  // closes: metadata written
   progress.finish();
   if (pending) pending->commit(options.durable);
