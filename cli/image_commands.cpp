@@ -18,6 +18,7 @@
 #include "image/ops/compare.h"
 #include "image/ops/convert.h"
 #include "image/ops/rebase.h"
+#include "image/ova/ova_import.h"
 
 namespace arche::cli {
 
@@ -608,10 +609,59 @@ void add_read(CLI::App& group, Context&) {
   });
 }
 
+// ---- import -------------------------------------------------------------------
+
+struct ImportArgs {
+  std::string package, dir, format = "qcow2";
+  std::vector<std::string> options;
+  bool overwrite = false;
+  unsigned threads = 0;
+};
+
+void add_import(CLI::App& group, Context& ctx) {
+  auto* cmd = group.add_subcommand(
+      "import", "Import a VM from an OVA (or an .ovf with its disks): convert its disks into DIR, write DIR/NAME.toml");
+  auto a = std::make_shared<ImportArgs>();
+  cmd->add_option("-O,--output-format", a->format, "Format of the imported disks")->capture_default_str();
+  cmd->add_option("-o,--options", a->options, "Disk format options, as for image create");
+  cmd->add_option("-m,--threads", a->threads, "Worker threads (default: one per core)");
+  cmd->add_flag("--overwrite", a->overwrite, "Replace disks and configurations that exist in DIR");
+  cmd->add_option("package", a->package, "The .ova archive or .ovf descriptor")->required();
+  cmd->add_option("dir", a->dir, "Directory for the disks and the VM configuration (created if missing)")->required();
+  add_json_flag(cmd, ctx);
+  cmd->callback([&ctx, a] {
+    image::ova::ImportOptions o;
+    o.format = a->format;
+    o.options = merge_options(a->options);
+    o.overwrite = a->overwrite;
+    o.threads = a->threads;
+    image::ova::ImportResult r = image::ova::import_package(a->package, a->dir, o);
+    if (ctx.json) {
+      Json machines = Json::array();
+      for (const auto& m : r.machines) {
+        Json disks = Json::array();
+        for (const auto& d : m.disks) disks.push_back(Json{{"path", d.path}, {"format", d.format}, {"virtual-size", d.virtual_size}});
+        machines.push_back(Json{{"name", m.name}, {"config", m.config}, {"cpus", m.cpus}, {"memory", m.memory},
+                                {"disks", disks}, {"nics", m.nics}});
+      }
+      print_json(Json{{"package", a->package}, {"machines", machines}});
+      return;
+    }
+    for (const auto& m : r.machines) {
+      std::string disks;
+      for (const auto& d : m.disks)
+        disks += fmt::format("{}{} ({})", disks.empty() ? "" : ", ", d.path, format_size(d.virtual_size));
+      say(ctx, fmt::format("imported {}: {} CPU(s), {} memory, {} NIC(s), disks: {}; configuration {}", m.name, m.cpus,
+                           m.memory ? format_size(m.memory) : "unknown", m.nics, disks.empty() ? "none" : disks,
+                           m.config));
+    }
+  });
+}
+
 }  // namespace
 
 void register_image_commands(CLI::App& app, Context& ctx) {
-  CLI::App* group = app.add_subcommand("image", "Disk images: create, inspect, check, convert, commit, rebase, resize");
+  CLI::App* group = app.add_subcommand("image", "Disk images: create, inspect, check, convert, commit, rebase, resize, import");
   group->require_subcommand(1);
   add_create(*group, ctx);
   add_info(*group, ctx);
@@ -625,6 +675,7 @@ void register_image_commands(CLI::App& app, Context& ctx) {
   add_measure(*group, ctx);
   add_write(*group, ctx);
   add_read(*group, ctx);
+  add_import(*group, ctx);
 }
 
 }  // namespace arche::cli

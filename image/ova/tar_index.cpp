@@ -50,7 +50,8 @@ uint64_t number(const uint8_t* p, size_t n, const std::string& what, const char*
 }
 
 // pax records: "LEN key=value\n" ...
-void parse_pax(std::string_view data, std::string& path, std::optional<uint64_t>& size, const std::string& what) {
+// `size` stays UINT64_MAX when the records do not set it.
+void parse_pax(std::string_view data, std::string& path, uint64_t& size, const std::string& what) {
   while (!data.empty()) {
     size_t space = data.find(' ');
     if (space == std::string_view::npos || space == 0)
@@ -84,7 +85,7 @@ void parse_pax(std::string_view data, std::string& path, std::optional<uint64_t>
 std::vector<TarMember> index(uint64_t total, const BlockReader& read, const std::string& what) {
   std::vector<TarMember> members;
   std::string next_name;
-  std::optional<uint64_t> next_size;
+  uint64_t next_size = UINT64_MAX;  // from a pax header, for the next member
   uint64_t pos = 0;
   uint8_t h[kBlock];
   for (;;) {
@@ -98,7 +99,7 @@ std::vector<TarMember> index(uint64_t total, const BlockReader& read, const std:
       fail(ErrorCategory::format, "{}: tar header at offset {} is damaged (checksum mismatch)", what, pos);
     const char type = static_cast<char>(h[156]);
     uint64_t size = number(h + 124, 12, what, "size");
-    if (next_size) size = *next_size;
+    if (next_size != UINT64_MAX) size = next_size;
     const uint64_t data = pos + kBlock;
     if (!range_within(data, size, total))
       fail(ErrorCategory::format, "{}: tar member at offset {} needs {} bytes, but the archive ends at {} (truncated?)",
@@ -117,7 +118,7 @@ std::vector<TarMember> index(uint64_t total, const BlockReader& read, const std:
       if (size) read(data, meta);
       std::string_view text(reinterpret_cast<const char*>(meta.data()), meta.size());
       if (type == 'x') {
-        next_size.reset();
+        next_size = UINT64_MAX;
         parse_pax(text, next_name, next_size, what);
       } else {
         next_name = field(meta.data(), meta.size());
@@ -139,7 +140,7 @@ std::vector<TarMember> index(uint64_t total, const BlockReader& read, const std:
       members.push_back(std::move(m));
     }
     next_name.clear();
-    next_size.reset();
+    next_size = UINT64_MAX;
     pos = data + align_up(size, kBlock);
   }
   return members;
