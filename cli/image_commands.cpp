@@ -623,7 +623,7 @@ void add_import(CLI::App& group, Context& ctx) {
       "import", "Import a VM from an OVA (or an .ovf with its disks): convert its disks into DIR, write DIR/NAME.toml");
   auto a = std::make_shared<ImportArgs>();
   cmd->add_option("-O,--output-format", a->format, "Format of the imported disks")->capture_default_str();
-  cmd->add_option("-o,--options", a->options, "Disk format options, as for image create");
+  cmd->add_option("-o,--options", a->options, "Disk format options, as for image create")->allow_extra_args(false);
   cmd->add_option("-m,--threads", a->threads, "Worker threads (default: one per core)");
   cmd->add_flag("--overwrite", a->overwrite, "Replace disks and configurations that exist in DIR");
   cmd->add_option("package", a->package, "The .ova archive or .ovf descriptor")->required();

@@ -12,6 +12,7 @@ packages=(
   libzstd-dev zlib1g-dev libsodium-dev librsync-dev
   libboost-filesystem-dev
   libgtest-dev googletest
+  libpugixml-dev libtomlplusplus-dev  # OVA import: OVF (XML) in, VM configuration (TOML) out
   # referees and fixtures used by tests and bench/
   qemu-utils                          # qemu-img: the referee for image formats
   e2fsprogs fdisk util-linux          # mkfs.ext4 -d, sfdisk, losetup (bench images)

@@ -272,11 +272,11 @@ void VmdkDevice::open_descriptor_file(const OpenOptions& options, std::span<cons
       case ExtentType::sparse: {
         e.file = open_extent_file(line, true);
         const File& f = file_of(e);
-        std::vector<uint8_t> head(512);
-        if (f.size() < head.size()) fail(ErrorCategory::format, "{}: sparse extent is truncated ({} bytes)", what, f.size());
+        std::vector<uint8_t> head(std::min<uint64_t>(f.size(), 512));
         f.read_exact(0, head);
         if (looks_like_descriptor(head))
           fail(ErrorCategory::format, "{}: the extent is itself a descriptor (nested descriptors are not supported)", what);
+        if (head.size() < 512) fail(ErrorCategory::format, "{}: sparse extent is truncated ({} bytes)", what, f.size());
         if (load_le32(head.data()) == kCowdMagic)
           fail(ErrorCategory::unsupported, "{}: COWD sparse extents are not supported", what);
         SparseHeader h = parse_sparse_header(head, what);
