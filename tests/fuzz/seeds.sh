@@ -24,5 +24,42 @@ qcow2_fuzz)
   qemu-img create -q -f qcow2 -o cluster_size=4096 "$tmp/snap.qcow2" 1M
   qemu-img snapshot -c first "$tmp/snap.qcow2" && cp "$tmp/snap.qcow2" "$dir/snapshot"
   ;;
+vmdk_fuzz)
+  # Every subformat qemu-img writes (data, a written zero run, a hole), arche's own
+  # stream, a child with zeroed grains, descriptor files, and a small OVA.
+  head -c 100000 /dev/urandom > "$tmp/raw"; truncate -s 1M "$tmp/raw"
+  i=0
+  for opts in "subformat=monolithicSparse" "subformat=streamOptimized" "subformat=monolithicSparse,zeroed_grain=on" \
+              "subformat=monolithicFlat" "subformat=twoGbMaxExtentSparse"; do
+    mkdir -p "$tmp/d$i"
+    qemu-img convert -q -f raw -O vmdk -o "$opts" "$tmp/raw" "$tmp/d$i/disk.vmdk"
+    cp "$tmp/d$i/disk.vmdk" "$dir/seed$i"
+    i=$((i+1))
+  done
+  qemu-img create -q -f vmdk "$tmp/base.vmdk" 1M
+  qemu-img create -q -f vmdk -o zeroed_grain=on -b base.vmdk -F vmdk "$tmp/child.vmdk"
+  qemu-io -f vmdk -c "write -P 0x33 0 64k" -c "write -z 128k 64k" "$tmp/child.vmdk" >/dev/null
+  cp "$tmp/child.vmdk" "$dir/child"
+  if [ -n "${ARCHE:-}" ] && [ -x "$ARCHE" ]; then
+    "$ARCHE" -q image convert -O vmdk -o subformat=streamOptimized "$tmp/raw" "$tmp/arche-stream.vmdk" && cp "$tmp/arche-stream.vmdk" "$dir/arche-stream"
+    "$ARCHE" -q image create -f vmdk -o subformat=streamOptimized "$tmp/empty-stream.vmdk" 1M && cp "$tmp/empty-stream.vmdk" "$dir/empty-stream"
+  fi
+  cat > "$tmp/vm.ovf" <<'OVF'
+<?xml version="1.0"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:rasd="r">
+ <References><File ovf:href="disk.vmdk" ovf:id="f1"/></References>
+ <DiskSection><Disk ovf:capacity="1" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="d1" ovf:fileRef="f1"/></DiskSection>
+ <VirtualSystem ovf:id="vm"><Name>vm</Name><VirtualHardwareSection>
+  <Item><rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>2</rasd:VirtualQuantity></Item>
+  <Item><rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>512</rasd:VirtualQuantity></Item>
+  <Item><rasd:HostResource>ovf:/disk/d1</rasd:HostResource><rasd:ResourceType>17</rasd:ResourceType></Item>
+  <Item><rasd:Address>52:54:00:12:34:56</rasd:Address><rasd:Connection>LAN</rasd:Connection><rasd:ResourceType>10</rasd:ResourceType></Item>
+ </VirtualHardwareSection></VirtualSystem>
+</Envelope>
+OVF
+  cp "$tmp/vm.ovf" "$dir/ovf"
+  cp "$tmp/d1/disk.vmdk" "$tmp/disk.vmdk"
+  tar -C "$tmp" -cf "$dir/ova" vm.ovf disk.vmdk
+  ;;
 *) echo "seeds.sh: no seeds for $target" >&2 ;;
 esac
