@@ -185,6 +185,21 @@ TEST(VmdkWrite, QemuSparseImageTakesArcheWrites) {
   must({"qemu-img", "compare", "-f", "raw", "-F", "vmdk", dir.file("model.raw"), f});
 }
 
+TEST(VmdkWrite, DescriptorFileSubformatsTakeWrites) {
+  ARCHE_REQUIRE_PROGRAM("qemu-img");
+  for (const char* subformat : {"monolithicFlat", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"}) {
+    TempDir dir;
+    const std::string f = dir.file("d.vmdk");
+    must({"qemu-img", "create", "-q", "-f", "vmdk", "-o", std::string("subformat=") + subformat, f,
+          std::to_string(kSize)});
+    std::vector<uint8_t> model(kSize, 0);
+    random_writes_against_model(f, model, 11, 120);
+    write_file(dir.file("model.raw"), model);
+    must({"qemu-img", "check", f});
+    must({"qemu-img", "compare", "-f", "raw", "-F", "vmdk", dir.file("model.raw"), f});
+  }
+}
+
 TEST(VmdkWrite, StreamIsWrittenFrontToBackOnly) {
   ARCHE_REQUIRE_PROGRAM("qemu-img");
   TempDir dir;
