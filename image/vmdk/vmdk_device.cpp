@@ -666,6 +666,42 @@ bool VmdkDevice::allocated_in_place(uint64_t offset, uint64_t length) {
   return true;
 }
 
+// The common case of a conversion: whole grains, none of them stored yet, in one
+// sparse extent. Their room is reserved under the lock, the data written without
+// it (so several writers copy in parallel), and the grain tables updated under the
+// lock again. Readers see the grains only once the entries point at written data.
+bool VmdkDevice::write_fresh_grains(std::unique_lock<std::shared_mutex>& lock, uint64_t offset,
+                                    std::span<const uint8_t> data) {
+  Extent& e = extents_[extent_index(offset)];
+  if (!e.sparse || e.line.access != Access::rw || e.line.type != ExtentType::sparse) return false;
+  Sparse& s = *e.sparse;
+  const uint64_t grain = s.grain_bytes, coverage = s.header.gt_coverage();
+  const uint64_t rel = offset - e.start;
+  if (rel % grain || data.size() % grain || rel + data.size() > e.length) return false;
+  const uint64_t count = data.size() / grain;
+  for (uint64_t k = 0; k < count; ++k) {
+    const uint64_t at = rel + k * grain;
+    if (s.gd[at / coverage] == 0) continue;  // no table yet: nothing stored
+    GtRef gt = grain_table(e, at / coverage);
+    const Kind kind = classify(e, gt->entries[(at % coverage) / grain], e.start + at);
+    if (kind != Kind::unallocated && kind != Kind::zero) return false;
+  }
+  for (uint64_t at = rel; at < rel + data.size(); at = align_down(at, coverage) + coverage)
+    grain_table_for_write(e, at / coverage);  // tables exist before the data is written
+  const uint64_t host = allocate(e, data.size());
+  lock.unlock();
+  file_of(e).write_all(host, data);
+  lock.lock();
+  for (uint64_t k = 0; k < count; ++k) {
+    const uint64_t at = rel + k * grain;
+    // Looked up again: a clean table may have left the cache meanwhile.
+    GtRef gt = grain_table(e, at / coverage);
+    gt->entries[(at % coverage) / grain] = static_cast<uint32_t>((host + k * grain) / kSector);
+    gt->dirty = true;
+  }
+  return true;
+}
+
 void VmdkDevice::write(uint64_t offset, std::span<const uint8_t> data) {
   require_writable("write");
   check_request(offset, data.size(), "write");
@@ -687,6 +723,7 @@ void VmdkDevice::write(uint64_t offset, std::span<const uint8_t> data) {
   }
   std::unique_lock lock(lock_);
   mark_modified();
+  if (write_fresh_grains(lock, offset, data)) return;
   for (uint64_t pos = offset; pos < offset + data.size();) {
     Extent& e = extents_[extent_index(pos)];
     const uint64_t n = std::min(offset + data.size(), e.start + e.length) - pos;

@@ -120,6 +120,7 @@ class VmdkDevice final : public BlockDevice {
   void require_writable(const char* op) const;
   void mark_modified();
   void write_extent_locked(Extent& e, uint64_t rel, std::span<const uint8_t> data);
+  bool write_fresh_grains(std::unique_lock<std::shared_mutex>& lock, uint64_t offset, std::span<const uint8_t> data);
   bool allocated_in_place(uint64_t offset, uint64_t length);
   GtRef grain_table_for_write(Extent& e, uint64_t gd_index);
   uint64_t allocate(Extent& e, uint64_t bytes);
