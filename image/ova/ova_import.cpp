@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <boost/filesystem.hpp>
 #include <cctype>
+#include <functional>
+#include <map>
 #include <sstream>
 #include <toml++/toml.h>
 
@@ -15,6 +17,7 @@
 #include "core/units.h"
 #include "image/format.h"
 #include "image/ops/convert.h"
+#include "image/ova/manifest.h"
 #include "image/ova/ovf.h"
 #include "image/ova/tar_index.h"
 
@@ -162,6 +165,7 @@ ImportResult import_package(const std::string& package, const std::string& dir, 
   // The descriptor: a plain .ovf, or the .ovf member of the archive (the first
   // member, by the OVF specification; any .ovf member is accepted).
   std::string ovf_text, ovf_name = package;
+  std::string ovf_member = fs::path(package).filename().string();  // as the manifest names it
   std::vector<TarMember> members;
   const bool plain_ovf = looks_like_xml(pkg);
   if (plain_ovf) {
@@ -172,9 +176,47 @@ ImportResult import_package(const std::string& package, const std::string& dir, 
                            [](const TarMember& m) { return m.regular && ends_with(lower(m.name), ".ovf"); });
     if (it == members.end()) fail(ErrorCategory::format, "{}: no .ovf descriptor in the archive (not an OVA?)", package);
     ovf_name = package + ":" + it->name;
+    ovf_member = it->name;
     ovf_text = read_text(pkg, it->offset, it->size, ovf_name);
   }
   const OvfEnvelope env = parse_ovf(ovf_text, ovf_name);
+
+  // The manifest, when the package has one: the descriptor is checked now, each
+  // disk before it is converted.
+  std::map<std::string, Digest> manifest;
+  std::string manifest_name;
+  if (plain_ovf) {
+    fs::path mf = fs::path(package).replace_extension(".mf");
+    if (fs::exists(mf)) {
+      File f = File::open(mf.string(), OpenMode::read_only);
+      manifest_name = mf.string();
+      manifest = parse_manifest(read_text(f, 0, f.size(), manifest_name), manifest_name);
+    }
+  } else {
+    auto it = std::find_if(members.begin(), members.end(),
+                           [](const TarMember& m) { return m.regular && ends_with(lower(m.name), ".mf"); });
+    if (it != members.end()) {
+      manifest_name = package + ":" + it->name;
+      manifest = parse_manifest(read_text(pkg, it->offset, it->size, manifest_name), manifest_name);
+    }
+  }
+  bool warned_unverifiable = false;
+  // Checks bytes against the manifest entry for `name`, if there is one.
+  auto verify = [&](const std::string& name, const std::function<std::string(const std::string&)>& digest) {
+    auto it = manifest.find(normalize_member(name));
+    if (it == manifest.end()) return;
+    if (!can_verify(it->second)) {
+      if (!warned_unverifiable)
+        warn("{}: the manifest uses {} digests, which arche does not check; the disks are converted unverified",
+             manifest_name, it->second.algorithm);
+      warned_unverifiable = true;
+      return;
+    }
+    if (digest(it->second.algorithm) != it->second.hex)
+      fail(ErrorCategory::corrupt, "{}: '{}' does not match its {} digest in the manifest (damaged or altered package)",
+           package, name, it->second.algorithm);
+  };
+  verify(ovf_member, [&](const std::string& algorithm) { return text_digest(algorithm, ovf_text); });
 
   // Plan every output first, so that nothing is converted for an import that
   // cannot complete (unknown references, existing files).
@@ -281,6 +323,10 @@ ImportResult import_package(const std::string& package, const std::string& dir, 
           source = resolve_backing_path(package, d.file->href);
           if (!fs::exists(source, ec))
             fail(ErrorCategory::not_found, "{}: disk file {} named by the OVF does not exist", ovf_name, source);
+          verify(d.file->href, [&](const std::string& algorithm) {
+            File f = File::open(source, OpenMode::read_only);
+            return file_digest(algorithm, f, 0, f.size());
+          });
         } else {
           const std::string want = normalize_member(d.file->href);
           auto it = std::find_if(members.begin(), members.end(),
@@ -291,6 +337,9 @@ ImportResult import_package(const std::string& package, const std::string& dir, 
           if (d.file->size && *d.file->size != it->size)
             fail(ErrorCategory::format, "{}: '{}' holds {} bytes, the OVF says {} (damaged package?)", package,
                  d.file->href, it->size, *d.file->size);
+          verify(d.file->href, [&](const std::string& algorithm) {
+            return file_digest(algorithm, pkg, it->offset, it->size);
+          });
           source = staging.temp(d.final_name, "source");
           extract(pkg, it->offset, it->size, source);
         }

@@ -198,6 +198,46 @@ TEST_F(OvaImport, MissingDiskBadXmlAndDamagedDiskLeaveNothing) {
   expect_clean_failure(damaged, "vmdisk2");
 }
 
+TEST_F(OvaImport, ManifestIsVerified) {
+  ARCHE_REQUIRE_PROGRAM("sha256sum");
+  // A manifest as ovftool writes it: SHA256(name)= digest, for the OVF and the disks.
+  auto digest = [&](const std::string& name) {
+    std::string out = must({"sha256sum", pkg_ + "/" + name}).out;
+    return out.substr(0, 64);
+  };
+  auto write_manifest = [&] {
+    std::string mf;
+    for (const char* name : {"web01.ovf", "web01-disk1.vmdk", "web01-disk2.vmdk"})
+      mf += fmt::format("SHA256({})= {}\n", name, digest(name));
+    write_text(pkg_ + "/web01.mf", mf);
+  };
+  write_manifest();
+  const std::string good = dir_.file("good.ova");
+  must({"tar", "-C", pkg_, "-cf", good, "web01.ovf", "web01.mf", "web01-disk1.vmdk", "web01-disk2.vmdk"});
+  CommandResult r = arche({"image", "import", good, dir_.file("good")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  must({"qemu-img", "compare", "-f", "raw", "-F", "qcow2", src2_, dir_.file("good") + "/web01-disk2.qcow2"});
+
+  // One flipped byte in a part of disk 2 that still decompresses: only the manifest notices.
+  std::vector<uint8_t> disk2 = read_file(pkg_ + "/web01-disk2.vmdk");
+  disk2[600] ^= 1;  // inside the embedded descriptor's padding
+  write_file(pkg_ + "/web01-disk2.vmdk", disk2);
+  const std::string altered = dir_.file("altered.ova");
+  must({"tar", "-C", pkg_, "-cf", altered, "web01.ovf", "web01.mf", "web01-disk1.vmdk", "web01-disk2.vmdk"});
+  const std::string out = dir_.file("altered");
+  r = arche({"image", "import", altered, out});
+  EXPECT_ONE_CLEAR_ERROR(r);
+  EXPECT_NE(r.err.find("manifest"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+
+  // The same check for a plain .ovf with its manifest beside it.
+  r = arche({"image", "import", pkg_ + "/web01.ovf", dir_.file("plain")});
+  EXPECT_ONE_CLEAR_ERROR(r);
+  write_manifest();
+  r = arche({"image", "import", pkg_ + "/web01.ovf", dir_.file("plain")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST(Ovf, ParsesUnitsMacsAndCollections) {
   using namespace image::ova;
   EXPECT_EQ(allocation_unit_bytes("byte * 2^20", "t"), 1u << 20);
