@@ -25,7 +25,7 @@ qcow2_fuzz)
   qemu-img snapshot -c first "$tmp/snap.qcow2" && cp "$tmp/snap.qcow2" "$dir/snapshot"
   ;;
 vmdk_fuzz)
-  # Every subformat qemu-img writes (data, a written zero run, a hole), arche's own
+  # Every subformat qemu-img writes (random data and a hole), arche's own
   # stream, a child with zeroed grains, descriptor files, and a small OVA.
   head -c 100000 /dev/urandom > "$tmp/raw"; truncate -s 1M "$tmp/raw"
   i=0
