@@ -1,0 +1,51 @@
+// Thin RAII layer over /dev/kvm: the system handle, one VM handle, and an ioctl
+// helper that turns failures into arche::Error (category kvm) naming the request.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/file.h"
+
+namespace arche::hv {
+
+// ioctl that retries on EINTR only when `retry_eintr` and throws on failure.
+int kvm_ioctl(int fd, unsigned long request, unsigned long arg, const char* what);
+template <typename T>
+int kvm_ioctl(int fd, unsigned long request, T* arg, const char* what) {
+  return kvm_ioctl(fd, request, reinterpret_cast<unsigned long>(arg), what);
+}
+
+// kvm_cpuid2 with its flexible array, owned.
+struct CpuidTable {
+  std::vector<kvm_cpuid_entry2> entries;
+  kvm_cpuid_entry2* find(uint32_t function, uint32_t index = 0);
+  const kvm_cpuid_entry2* find(uint32_t function, uint32_t index = 0) const;
+};
+
+class Kvm {
+ public:
+  // Opens /dev/kvm (or $ARCHE_KVM_DEVICE) and checks the API version and the
+  // capabilities arche relies on. Throws a kvm error naming what is missing.
+  static Kvm open();
+
+  int fd() const { return fd_.get(); }
+  int vcpu_mmap_size() const { return vcpu_mmap_size_; }
+  bool has(long capability) const;
+  int check_extension(long capability) const;
+  CpuidTable supported_cpuid() const;
+  std::vector<uint32_t> msr_index_list() const;
+
+ private:
+  UniqueFd fd_;
+  int vcpu_mmap_size_ = 0;
+};
+
+// True when /dev/kvm can be opened (used by tests to decide whether to skip).
+bool kvm_available(std::string* why = nullptr);
+
+}  // namespace arche::hv
