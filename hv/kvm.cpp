@@ -67,7 +67,7 @@ CpuidTable Kvm::supported_cpuid() const {
     std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
     auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
     c->nent = static_cast<uint32_t>(n);
-    if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, c) == 0) {
+    if (::ioctl(fd_.get(), kvm_get_supported_cpuid, c) == 0) {
       CpuidTable t;
       t.entries.assign(c->entries, c->entries + c->nent);
       return t;
@@ -79,11 +79,11 @@ CpuidTable Kvm::supported_cpuid() const {
 
 std::vector<uint32_t> Kvm::msr_index_list() const {
   kvm_msr_list probe{};
-  ::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, &probe);  // E2BIG, tells the count
+  ::ioctl(fd_.get(), kvm_get_msr_index_list, &probe);  // E2BIG, tells the count
   std::vector<uint8_t> buf(sizeof(kvm_msr_list) + probe.nmsrs * sizeof(uint32_t));
   auto* l = reinterpret_cast<kvm_msr_list*>(buf.data());
   l->nmsrs = probe.nmsrs;
-  kvm_ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, l, "KVM_GET_MSR_INDEX_LIST");
+  kvm_ioctl(fd_.get(), kvm_get_msr_index_list, l, "KVM_GET_MSR_INDEX_LIST");
   return std::vector<uint32_t>(l->indices, l->indices + l->nmsrs);
 }
 

@@ -13,6 +13,16 @@
 
 namespace arche::hv {
 
+// <linux/kvm.h> builds these request numbers from sizeof() of structs that end in
+// a zero-length array, which g++ sizes differently from the C compiler the kernel
+// was built with (12 instead of 8 for kvm_cpuid2): KVM then answers EINVAL. These
+// are the C values.
+inline constexpr unsigned long kvm_get_supported_cpuid = _IOWR(KVMIO, 0x05, uint64_t);
+inline constexpr unsigned long kvm_set_cpuid2 = _IOW(KVMIO, 0x90, uint64_t);
+inline constexpr unsigned long kvm_get_msr_index_list = _IOWR(KVMIO, 0x02, uint32_t);
+inline constexpr unsigned long kvm_get_msrs = _IOWR(KVMIO, 0x88, uint64_t);
+inline constexpr unsigned long kvm_set_msrs = _IOW(KVMIO, 0x89, uint64_t);
+
 // ioctl that retries on EINTR only when `retry_eintr` and throws on failure.
 int kvm_ioctl(int fd, unsigned long request, unsigned long arg, const char* what);
 template <typename T>

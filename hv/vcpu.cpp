@@ -76,7 +76,7 @@ void Vcpu::set_cpuid(const CpuidTable& table) {
   auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
   c->nent = static_cast<uint32_t>(table.entries.size());
   std::memcpy(c->entries, table.entries.data(), table.entries.size() * sizeof(kvm_cpuid_entry2));
-  kvm_ioctl(fd_.get(), KVM_SET_CPUID2, c, "KVM_SET_CPUID2");
+  kvm_ioctl(fd_.get(), kvm_set_cpuid2, c, "KVM_SET_CPUID2");
 }
 
 void Vcpu::setup_lapic() {
@@ -101,7 +101,7 @@ void Vcpu::setup_msrs() {
   m->entries[0].data = 1;  // fast string operations
   m->entries[1].index = msr_mtrr_def_type;
   m->entries[1].data = (1 << 11) | 6;  // MTRRs enabled, default type write-back
-  int set = ::ioctl(fd_.get(), KVM_SET_MSRS, m);
+  int set = ::ioctl(fd_.get(), kvm_set_msrs, m);
   if (set != 2) debug("vcpu {}: KVM_SET_MSRS set {} of 2 boot MSRs", id_, set);
 }
 
@@ -195,7 +195,7 @@ VcpuState Vcpu::save_state(const std::vector<uint32_t>& msr_indices) const {
     size_t n = msr_indices.size() - pos;
     m->nmsrs = static_cast<uint32_t>(n);
     for (size_t i = 0; i < n; ++i) m->entries[i] = kvm_msr_entry{msr_indices[pos + i], 0, 0};
-    int got = ::ioctl(fd, KVM_GET_MSRS, m);
+    int got = ::ioctl(fd, kvm_get_msrs, m);
     if (got < 0) fail(ErrorCategory::kvm, "kvm: KVM_GET_MSRS failed: {}", std::strerror(errno));
     for (int i = 0; i < got; ++i) s.msrs.push_back(m->entries[i]);
     pos += static_cast<size_t>(got) + 1;  // skip the one that failed
@@ -213,7 +213,7 @@ void Vcpu::restore_state(const VcpuState& s) {
   auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
   m->nmsrs = static_cast<uint32_t>(s.msrs.size());
   std::memcpy(m->entries, s.msrs.data(), s.msrs.size() * sizeof(kvm_msr_entry));
-  int set = kvm_ioctl(fd, KVM_SET_MSRS, m, "KVM_SET_MSRS");
+  int set = kvm_ioctl(fd, kvm_set_msrs, m, "KVM_SET_MSRS");
   if (static_cast<size_t>(set) != s.msrs.size())
     fail(ErrorCategory::kvm, "kvm: vcpu {}: restored {} of {} MSRs", id_, set, s.msrs.size());
   kvm_ioctl(fd, KVM_SET_MP_STATE, const_cast<kvm_mp_state*>(&s.mp_state), "KVM_SET_MP_STATE");
