@@ -58,7 +58,7 @@ struct RunArgs {
   std::string config_file, name, kernel, initrd, cmdline, memory, serial, control, cpu, run_dir;
   unsigned cpus = 0;
   std::vector<std::string> disks, nets;
-  bool cmdline_given = false;
+  bool cmdline_given = false, guest_decompress = false;
 };
 
 void add_machine_options(CLI::App* cmd, RunArgs& a) {
@@ -73,6 +73,8 @@ void add_machine_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--serial", a.serial, "Console: stdio, file:PATH, unix:PATH or none (default stdio)");
   cmd->add_option("--control", a.control, "Control socket path (JSON lines)");
   cmd->add_option("--cpu", a.cpu, "CPU model: baseline (portable, default) or host");
+  cmd->add_flag("--guest-decompress", a.guest_decompress,
+                "bzImage: let the kernel decompress itself in the guest (default: arche decompresses it on the host)");
 }
 
 // VM.toml first, then the command line on top.
@@ -90,6 +92,7 @@ hv::VmConfig build_config(const RunArgs& a) {
   if (!a.cpu.empty()) c.cpu = hv::parse_cpu_model(a.cpu);
   for (const auto& d : a.disks) c.disks.push_back(hv::parse_disk_spec(d));
   for (const auto& n : a.nets) c.nets.push_back(hv::parse_net_spec(n));
+  if (a.guest_decompress) c.decompress_on_host = false;
   c.validate();
   return c;
 }

@@ -42,6 +42,8 @@ struct VmConfig {
   CpuModel cpu = CpuModel::baseline;
   std::vector<DiskConfig> disks;
   std::vector<NetConfig> nets;
+  // bzImage kernels: decompress on the host (command line only, not in VM.toml).
+  bool decompress_on_host = true;
 
   // Checks ranges and combinations; throws usage errors.
   void validate() const;

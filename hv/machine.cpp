@@ -177,7 +177,10 @@ void Machine::setup_boot() {
   acpi.cpus = config_.cpus;
   for (unsigned s = 1; s < pci_->slots_used(); ++s) acpi.pci_slots.push_back(s);
   uint64_t rsdp = write_acpi_tables(*memory_, acpi);
-  BootEntry entry = load_kernel(*memory_, {config_.kernel, config_.initrd, config_.cmdline, rsdp});
+  BootParams boot{config_.kernel, config_.initrd, config_.cmdline, rsdp};
+  boot.decompress_on_host = config_.decompress_on_host;
+  BootEntry entry = load_kernel(*memory_, boot);
+  note("vm {}: {}", config_.name, entry.how);
   for (unsigned i = 0; i < config_.cpus; ++i) {
     auto v = std::make_unique<Vcpu>(vm_fd_.get(), kvm_, i);
     v->set_cpuid(cpuid_for_vcpu(cpuid_, i, config_.cpus));

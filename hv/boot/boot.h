@@ -18,12 +18,16 @@ struct BootParams {
   std::string initrd;
   std::string cmdline;
   uint64_t rsdp = 0;
+  // bzImage: decompress the kernel on the host and enter vmlinux directly (the
+  // default); false lets the kernel's own decompressor run in the guest.
+  bool decompress_on_host = true;
 };
 
 struct BootEntry {
   BootProtocol protocol;
   uint64_t entry = 0;       // guest-physical entry point
   uint64_t boot_info = 0;   // hvm_start_info (PVH) or boot_params (Linux)
+  std::string how;          // one line for verbose output: what was loaded where
 };
 
 // The e820 map both protocols hand the guest.

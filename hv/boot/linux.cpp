@@ -3,12 +3,15 @@
 // setup header copied from the image, an e820 map, the command line and an initrd
 // near the top of low RAM. The vCPU starts in long mode at load address + 0x200.
 #include <cstring>
+#include <optional>
 
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/units.h"
 #include "hv/boot/boot.h"
+#include "hv/boot/elf.h"
+#include "hv/boot/kernel_payload.h"
 #include "hv/layout.h"
 
 namespace arche::hv {
@@ -38,10 +41,40 @@ BootEntry load_bzimage(const GuestMemory& memory, const std::vector<uint8_t>& im
   uint64_t init_size = load_le32(&image[hdr_init_size]);
   uint64_t load_at = layout::high_memory;
   uint64_t kernel_end = load_at + std::max(kernel_size, init_size);
-  if (!memory.ptr(load_at, kernel_end - load_at))
-    fail(ErrorCategory::usage, "vm: the kernel needs {} of RAM above 1 MiB; give the VM more memory",
-         format_size(kernel_end - load_at));
-  memory.write(load_at, std::span(image).subspan(kernel_offset));
+  uint64_t entry = load_at + 0x200;  // 64-bit entry of the decompressor
+  std::string how;
+  std::optional<KernelPayload> payload;
+  if (params.decompress_on_host) payload = decompress_kernel_payload(image);
+  if (payload) {
+    // vmlinux at its physical link address (no relocation needed, no KASLR).
+    ElfImage elf = parse_elf(payload->vmlinux);
+    if (!elf.is64 || elf.loads.empty()) fail(ErrorCategory::format, "kernel {}: payload is not a 64-bit ELF", params.kernel);
+    kernel_end = 0;
+    entry = 0;
+    for (const ElfSegment& s : elf.loads) {
+      uint8_t* dst = memory.ptr(s.paddr, s.memsz);
+      if (!dst || s.paddr < layout::high_memory)
+        fail(ErrorCategory::usage, "vm: the kernel's segment at {:#x} (+{}) does not fit in guest RAM; give the VM more memory",
+             s.paddr, format_size(s.memsz));
+      std::memcpy(dst, payload->vmlinux.data() + s.offset, s.filesz);
+      std::memset(dst + s.filesz, 0, s.memsz - s.filesz);
+      kernel_end = std::max(kernel_end, s.paddr + s.memsz);
+      // vmlinux records its entry as a physical address (phys_startup_64); accept a
+      // virtual one too.
+      if (elf.entry >= s.paddr && elf.entry - s.paddr < s.memsz) entry = elf.entry;
+      else if (elf.entry >= s.vaddr && elf.entry - s.vaddr < s.memsz) entry = s.paddr + (elf.entry - s.vaddr);
+    }
+    if (!entry) fail(ErrorCategory::format, "kernel {}: vmlinux entry point outside its segments", params.kernel);
+    kernel_end = std::max(kernel_end, elf.loads.front().paddr + init_size);
+    how = fmt::format("bzImage payload ({}, {}) decompressed on the host; vmlinux entry {:#x}", payload->compression,
+                      format_size(payload->vmlinux.size()), entry);
+  } else {
+    if (!memory.ptr(load_at, kernel_end - load_at))
+      fail(ErrorCategory::usage, "vm: the kernel needs {} of RAM above 1 MiB; give the VM more memory",
+           format_size(kernel_end - load_at));
+    memory.write(load_at, std::span(image).subspan(kernel_offset));
+    how = fmt::format("bzImage at {:#x}; the kernel decompresses itself", load_at);
+  }
 
   std::vector<uint8_t> zero_page(4096, 0);
   size_t header_end = std::min<size_t>(0x202 + image[0x201], 0x290);
@@ -82,7 +115,7 @@ BootEntry load_bzimage(const GuestMemory& memory, const std::vector<uint8_t>& im
   }
   if (version >= 0x020e) store_le64(&zero_page[bp_acpi_rsdp], params.rsdp);
   memory.write(layout::zero_page, zero_page);
-  return {BootProtocol::linux64, load_at + 0x200, layout::zero_page};
+  return {BootProtocol::linux64, entry, layout::zero_page, how};
 }
 
 }  // namespace arche::hv

@@ -10,6 +10,7 @@
 #include "core/file.h"
 #include "core/units.h"
 #include "hv/boot/boot.h"
+#include "hv/boot/elf.h"
 #include "hv/layout.h"
 
 namespace arche::hv {
@@ -19,73 +20,8 @@ namespace {
 constexpr uint32_t xen_elfnote_phys32_entry = 18;
 constexpr uint32_t hvm_start_magic = 0x336ec578;
 
-struct Segment {
-  uint64_t paddr, filesz, memsz, offset;
-};
-
-struct ElfInfo {
-  std::vector<Segment> loads;
-  std::vector<Segment> notes;
-};
-
-ElfInfo parse_elf(const std::vector<uint8_t>& image) {
-  ByteReader r(image, "kernel ELF header");
-  if (image.size() < EI_NIDENT || std::memcmp(image.data(), ELFMAG, SELFMAG) != 0)
-    fail(ErrorCategory::format, "kernel: not an ELF file");
-  bool is64 = image[EI_CLASS] == ELFCLASS64;
-  if (!is64 && image[EI_CLASS] != ELFCLASS32) fail(ErrorCategory::format, "kernel: unknown ELF class");
-  if (image[EI_DATA] != ELFDATA2LSB) fail(ErrorCategory::format, "kernel: ELF is not little-endian");
-  uint64_t phoff;
-  uint16_t phentsize, phnum;
-  if (is64) {
-    r.seek(32);
-    phoff = r.le64();
-    r.seek(54);
-  } else {
-    r.seek(28);
-    phoff = r.le32();
-    r.seek(42);
-  }
-  phentsize = r.le16();
-  phnum = r.le16();
-  if (phentsize < (is64 ? 56 : 32) || phnum == 0 || phnum > 128)
-    fail(ErrorCategory::format, "kernel: bad ELF program header table ({} entries of {} bytes)", phnum, phentsize);
-  ElfInfo info;
-  for (uint16_t i = 0; i < phnum; ++i) {
-    ByteReader p(image, "kernel ELF program header");
-    if (!range_within(phoff + uint64_t(i) * phentsize, phentsize, image.size()))
-      fail(ErrorCategory::format, "kernel: ELF program header {} outside the file", i);
-    p.seek(static_cast<size_t>(phoff + uint64_t(i) * phentsize));
-    uint32_t type = p.le32();
-    Segment s{};
-    if (is64) {
-      p.skip(4);  // flags
-      s.offset = p.le64();
-      p.skip(8);  // vaddr
-      s.paddr = p.le64();
-      s.filesz = p.le64();
-      s.memsz = p.le64();
-    } else {
-      s.offset = p.le32();
-      p.skip(4);
-      s.paddr = p.le32();
-      s.filesz = p.le32();
-      s.memsz = p.le32();
-    }
-    if (!range_within(s.offset, s.filesz, image.size()))
-      fail(ErrorCategory::format, "kernel: ELF segment {} reaches beyond the file", i);
-    if (type == PT_LOAD) {
-      if (s.filesz > s.memsz) fail(ErrorCategory::format, "kernel: ELF segment {} file size exceeds memory size", i);
-      info.loads.push_back(s);
-    } else if (type == PT_NOTE) {
-      info.notes.push_back(s);
-    }
-  }
-  return info;
-}
-
-std::optional<uint64_t> find_pvh_entry(const std::vector<uint8_t>& image, const ElfInfo& info) {
-  for (const Segment& n : info.notes) {
+std::optional<uint64_t> find_pvh_entry(const std::vector<uint8_t>& image, const ElfImage& info) {
+  for (const ElfSegment& n : info.notes) {
     ByteReader r(std::span<const uint8_t>(image).subspan(n.offset, n.filesz), "kernel ELF note");
     while (r.remaining() >= 12) {
       uint32_t namesz = r.le32(), descsz = r.le32(), type = r.le32();
@@ -115,14 +51,14 @@ std::vector<E820Entry> e820_map(const GuestMemory& memory) {
 }
 
 BootEntry load_pvh_elf(const GuestMemory& memory, const std::vector<uint8_t>& image, const BootParams& params) {
-  ElfInfo info = parse_elf(image);
+  ElfImage info = parse_elf(image);
   std::optional<uint64_t> entry = find_pvh_entry(image, info);
   if (!entry)
     fail(ErrorCategory::format,
          "kernel {}: ELF without a Xen PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); use a bzImage or a PVH kernel",
          params.kernel);
   uint64_t end = 0;
-  for (const Segment& s : info.loads) {
+  for (const ElfSegment& s : info.loads) {
     if (s.paddr < layout::high_memory || !memory.ptr(s.paddr, s.memsz))
       fail(ErrorCategory::format, "kernel: ELF segment at {:#x} (+{:#x}) is outside guest RAM above 1 MiB", s.paddr,
            s.memsz);
@@ -179,7 +115,7 @@ BootEntry load_pvh_elf(const GuestMemory& memory, const std::vector<uint8_t>& im
   si.le32(static_cast<uint32_t>(e820.size()));
   si.le32(0);
   memory.write(layout::pvh_start_info, si.buffer());
-  return {BootProtocol::pvh, *entry, layout::pvh_start_info};
+  return {BootProtocol::pvh, *entry, layout::pvh_start_info, fmt::format("PVH ELF, entry {:#x}", *entry)};
 }
 
 BootEntry load_kernel(const GuestMemory& memory, const BootParams& params) {
