@@ -21,6 +21,20 @@ int kvm_ioctl(int fd, unsigned long request, unsigned long arg, const char* what
   return rc;
 }
 
+std::vector<uint8_t> kvm_msrs_buffer(const std::vector<kvm_msr_entry>& entries) {
+  std::vector<uint8_t> buf(kvm_msrs_header + entries.size() * sizeof(kvm_msr_entry), 0);
+  uint32_t n = static_cast<uint32_t>(entries.size());
+  std::memcpy(buf.data(), &n, 4);
+  if (!entries.empty()) std::memcpy(buf.data() + kvm_msrs_header, entries.data(), entries.size() * sizeof(kvm_msr_entry));
+  return buf;
+}
+
+std::vector<kvm_msr_entry> kvm_msrs_entries(const std::vector<uint8_t>& buffer, size_t count) {
+  std::vector<kvm_msr_entry> out(count);
+  if (count) std::memcpy(out.data(), buffer.data() + kvm_msrs_header, count * sizeof(kvm_msr_entry));
+  return out;
+}
+
 kvm_cpuid_entry2* CpuidTable::find(uint32_t function, uint32_t index) {
   for (auto& e : entries)
     if (e.function == function && (!(e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e.index == index)) return &e;
@@ -63,13 +77,15 @@ int Kvm::check_extension(long capability) const {
 bool Kvm::has(long capability) const { return check_extension(capability) > 0; }
 
 CpuidTable Kvm::supported_cpuid() const {
-  for (size_t n = 128; n <= 4096; n *= 2) {
-    std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
-    auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
-    c->nent = static_cast<uint32_t>(n);
-    if (::ioctl(fd_.get(), kvm_get_supported_cpuid, c) == 0) {
+  for (size_t n = 128; n <= 256; n *= 2) {  // KVM refuses more than 256
+    std::vector<uint8_t> buf(kvm_cpuid2_header + n * sizeof(kvm_cpuid_entry2), 0);
+    uint32_t nent = static_cast<uint32_t>(n);
+    std::memcpy(buf.data(), &nent, 4);
+    if (::ioctl(fd_.get(), kvm_get_supported_cpuid, buf.data()) == 0) {
+      std::memcpy(&nent, buf.data(), 4);
       CpuidTable t;
-      t.entries.assign(c->entries, c->entries + c->nent);
+      t.entries.resize(std::min<size_t>(nent, n));
+      std::memcpy(t.entries.data(), buf.data() + kvm_cpuid2_header, t.entries.size() * sizeof(kvm_cpuid_entry2));
       return t;
     }
     if (errno != E2BIG) fail(ErrorCategory::kvm, "kvm: KVM_GET_SUPPORTED_CPUID failed: {}", std::strerror(errno));
@@ -78,13 +94,15 @@ CpuidTable Kvm::supported_cpuid() const {
 }
 
 std::vector<uint32_t> Kvm::msr_index_list() const {
-  kvm_msr_list probe{};
-  ::ioctl(fd_.get(), kvm_get_msr_index_list, &probe);  // E2BIG, tells the count
-  std::vector<uint8_t> buf(sizeof(kvm_msr_list) + probe.nmsrs * sizeof(uint32_t));
-  auto* l = reinterpret_cast<kvm_msr_list*>(buf.data());
-  l->nmsrs = probe.nmsrs;
-  kvm_ioctl(fd_.get(), kvm_get_msr_index_list, l, "KVM_GET_MSR_INDEX_LIST");
-  return std::vector<uint32_t>(l->indices, l->indices + l->nmsrs);
+  uint32_t count = 0;
+  ::ioctl(fd_.get(), kvm_get_msr_index_list, &count);  // E2BIG, tells the count
+  if (count > 4096) fail(ErrorCategory::kvm, "kvm: {} MSRs in KVM_GET_MSR_INDEX_LIST", count);
+  std::vector<uint8_t> buf(kvm_msr_list_header + count * sizeof(uint32_t), 0);
+  std::memcpy(buf.data(), &count, 4);
+  kvm_ioctl(fd_.get(), kvm_get_msr_index_list, buf.data(), "KVM_GET_MSR_INDEX_LIST");
+  std::vector<uint32_t> out(count);
+  std::memcpy(out.data(), buf.data() + kvm_msr_list_header, count * sizeof(uint32_t));
+  return out;
 }
 
 bool kvm_available(std::string* why) {

@@ -23,6 +23,17 @@ inline constexpr unsigned long kvm_get_msr_index_list = _IOWR(KVMIO, 0x02, uint3
 inline constexpr unsigned long kvm_get_msrs = _IOWR(KVMIO, 0x88, uint64_t);
 inline constexpr unsigned long kvm_set_msrs = _IOW(KVMIO, 0x89, uint64_t);
 
+// The same headers declare those trailing arrays with __DECLARE_FLEX_ARRAY, which
+// in C++ puts an empty struct (1 byte, padded) before the array and moves it: the
+// `entries` member does not sit where the kernel reads it. arche therefore builds
+// these buffers by hand: an 8-byte header (count + padding) for kvm_cpuid2 and
+// kvm_msrs, a 4-byte one for kvm_msr_list, then the array.
+inline constexpr size_t kvm_cpuid2_header = 8;
+inline constexpr size_t kvm_msrs_header = 8;
+inline constexpr size_t kvm_msr_list_header = 4;
+std::vector<uint8_t> kvm_msrs_buffer(const std::vector<kvm_msr_entry>& entries);
+std::vector<kvm_msr_entry> kvm_msrs_entries(const std::vector<uint8_t>& buffer, size_t count);
+
 // ioctl that retries on EINTR only when `retry_eintr` and throws on failure.
 int kvm_ioctl(int fd, unsigned long request, unsigned long arg, const char* what);
 template <typename T>

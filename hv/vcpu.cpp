@@ -72,11 +72,11 @@ Vcpu::Vcpu(int vm_fd, const Kvm& kvm, unsigned id) : id_(id) {
 }
 
 void Vcpu::set_cpuid(const CpuidTable& table) {
-  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + table.entries.size() * sizeof(kvm_cpuid_entry2));
-  auto* c = reinterpret_cast<kvm_cpuid2*>(buf.data());
-  c->nent = static_cast<uint32_t>(table.entries.size());
-  std::memcpy(c->entries, table.entries.data(), table.entries.size() * sizeof(kvm_cpuid_entry2));
-  kvm_ioctl(fd_.get(), kvm_set_cpuid2, c, "KVM_SET_CPUID2");
+  std::vector<uint8_t> buf(kvm_cpuid2_header + table.entries.size() * sizeof(kvm_cpuid_entry2), 0);
+  uint32_t nent = static_cast<uint32_t>(table.entries.size());
+  std::memcpy(buf.data(), &nent, 4);
+  std::memcpy(buf.data() + kvm_cpuid2_header, table.entries.data(), table.entries.size() * sizeof(kvm_cpuid_entry2));
+  kvm_ioctl(fd_.get(), kvm_set_cpuid2, buf.data(), "KVM_SET_CPUID2");
 }
 
 void Vcpu::setup_lapic() {
@@ -94,14 +94,11 @@ void Vcpu::setup_lapic() {
 }
 
 void Vcpu::setup_msrs() {
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + 2 * sizeof(kvm_msr_entry));
-  auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
-  m->nmsrs = 2;
-  m->entries[0].index = msr_ia32_misc_enable;
-  m->entries[0].data = 1;  // fast string operations
-  m->entries[1].index = msr_mtrr_def_type;
-  m->entries[1].data = (1 << 11) | 6;  // MTRRs enabled, default type write-back
-  int set = ::ioctl(fd_.get(), kvm_set_msrs, m);
+  std::vector<uint8_t> buf = kvm_msrs_buffer({
+      {msr_ia32_misc_enable, 0, 1},                // fast string operations
+      {msr_mtrr_def_type, 0, (1 << 11) | 6},       // MTRRs enabled, default type write-back
+  });
+  int set = ::ioctl(fd_.get(), kvm_set_msrs, buf.data());
   if (set != 2) debug("vcpu {}: KVM_SET_MSRS set {} of 2 boot MSRs", id_, set);
 }
 
@@ -188,16 +185,14 @@ VcpuState Vcpu::save_state(const std::vector<uint32_t>& msr_indices) const {
   kvm_ioctl(fd, KVM_GET_DEBUGREGS, &s.debugregs, "KVM_GET_DEBUGREGS");
   // MSRs one at a time is slow; in batches, KVM stops at the first it cannot read,
   // so read in batches and skip the failing index.
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + msr_indices.size() * sizeof(kvm_msr_entry));
   size_t pos = 0;
   while (pos < msr_indices.size()) {
-    auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
-    size_t n = msr_indices.size() - pos;
-    m->nmsrs = static_cast<uint32_t>(n);
-    for (size_t i = 0; i < n; ++i) m->entries[i] = kvm_msr_entry{msr_indices[pos + i], 0, 0};
-    int got = ::ioctl(fd, kvm_get_msrs, m);
+    std::vector<kvm_msr_entry> want;
+    for (size_t i = pos; i < msr_indices.size(); ++i) want.push_back(kvm_msr_entry{msr_indices[i], 0, 0});
+    std::vector<uint8_t> buf = kvm_msrs_buffer(want);
+    int got = ::ioctl(fd, kvm_get_msrs, buf.data());
     if (got < 0) fail(ErrorCategory::kvm, "kvm: KVM_GET_MSRS failed: {}", std::strerror(errno));
-    for (int i = 0; i < got; ++i) s.msrs.push_back(m->entries[i]);
+    for (const auto& e : kvm_msrs_entries(buf, static_cast<size_t>(got))) s.msrs.push_back(e);
     pos += static_cast<size_t>(got) + 1;  // skip the one that failed
   }
   return s;
@@ -209,11 +204,8 @@ void Vcpu::restore_state(const VcpuState& s) {
   kvm_ioctl(fd, KVM_SET_REGS, const_cast<kvm_regs*>(&s.regs), "KVM_SET_REGS");
   kvm_ioctl(fd, KVM_SET_FPU, const_cast<kvm_fpu*>(&s.fpu), "KVM_SET_FPU");
   if (s.has_xcrs) kvm_ioctl(fd, KVM_SET_XCRS, const_cast<kvm_xcrs*>(&s.xcrs), "KVM_SET_XCRS");
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + s.msrs.size() * sizeof(kvm_msr_entry));
-  auto* m = reinterpret_cast<kvm_msrs*>(buf.data());
-  m->nmsrs = static_cast<uint32_t>(s.msrs.size());
-  std::memcpy(m->entries, s.msrs.data(), s.msrs.size() * sizeof(kvm_msr_entry));
-  int set = kvm_ioctl(fd, kvm_set_msrs, m, "KVM_SET_MSRS");
+  std::vector<uint8_t> buf = kvm_msrs_buffer(s.msrs);
+  int set = kvm_ioctl(fd, kvm_set_msrs, buf.data(), "KVM_SET_MSRS");
   if (static_cast<size_t>(set) != s.msrs.size())
     fail(ErrorCategory::kvm, "kvm: vcpu {}: restored {} of {} MSRs", id_, set, s.msrs.size());
   kvm_ioctl(fd, KVM_SET_MP_STATE, const_cast<kvm_mp_state*>(&s.mp_state), "KVM_SET_MP_STATE");
