@@ -663,7 +663,11 @@ static void run_command(const char* w) {
     u64 m = parse_num(&a), seed = parse_num(&a);
     cmd_dirty(m, seed);
   } else if (word_is(w, "ticks", &a)) cmd_ticks();
-  else if (word_is(w, "halt", &a)) {
+  else if (word_is(w, "sleep", &a)) {
+    u64 ms = parse_num(&a);
+    delay_ms((unsigned)ms);
+    print("guest: slept %lu ms\n", ms);
+  } else if (word_is(w, "halt", &a)) {
     print("guest: halting\n");
     halt_forever();
   } else if (word_is(w, "exit", &a)) guest_exit((int)parse_num(&a));

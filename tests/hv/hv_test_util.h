@@ -43,6 +43,9 @@ class Background {
 std::string read_text(const std::string& path);
 // Waits until the file contains `needle`; false on timeout.
 bool wait_for_text(const std::string& path, const std::string& needle, int timeout_ms);
+// Sends raw bytes to a unix socket and returns what comes back until `lines`
+// newlines arrived (or 10 s passed).
+std::string unix_exchange(const std::string& path, const std::string& data, size_t lines);
 // Number of occurrences of needle in haystack.
 size_t count_of(const std::string& haystack, const std::string& needle);
 
