@@ -115,7 +115,9 @@ std::string ControlServer::handle_line(const std::string& line) {
   } catch (const std::exception& e) {
     reply = error_reply(e.what());
   }
-  return reply.dump() + "\n";
+  // Replies may quote the request (parse errors do): never let bytes that are not
+  // UTF-8 turn into an exception here.
+  return reply.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 void ControlServer::serve() {
@@ -159,7 +161,7 @@ void ControlServer::serve() {
           c.out += handle_line(line);
         }
         if (c.in.size() > max_request) {
-          c.out += error_reply("request longer than 64 KiB").dump() + "\n";
+          c.out += error_reply("request longer than 64 KiB").dump() + "\n";  // plain ASCII
           c.in.clear();
         }
       } else if (ev & (POLLHUP | POLLERR)) {

@@ -268,8 +268,9 @@ StopReason Machine::run() {
   for (auto* d : virtio_devices()) d->stop_worker();
   for (auto& d : disks_) {
     try {
-      d->state();  // nothing to do: BlockDevices flush on destruction; keep the disk open until ~Machine
-    } catch (...) {
+      d->flush_disk();  // what the guest wrote is durable when run() returns
+    } catch (const std::exception& e) {
+      warn("{}: final flush failed: {}", d->name(), e.what());
     }
   }
   console_->stop();
@@ -311,6 +312,15 @@ void Machine::pause() {
   }
   // Then the device workers: after this nothing touches guest RAM or the disks.
   for (auto* d : virtio_devices()) d->pause_worker();
+  // And the disks are flushed: while paused, the image files are consistent on
+  // disk (a snapshot can open them, a new overlay can use the top as backing).
+  for (auto& d : disks_) {
+    try {
+      d->flush_disk();
+    } catch (const std::exception& e) {
+      warn("{}: flush while pausing failed: {}", d->name(), e.what());
+    }
+  }
 }
 
 void Machine::resume() {

@@ -1,6 +1,6 @@
 // A running VM: KVM VM + guest RAM + vCPU threads + devices. Build it from a
 // VmConfig, call run() and get back why it stopped. pause()/resume() park every
-// vCPU and device worker (the snapshot engine's entry point: while paused, every
+// vCPU and device worker and flush the disks (the snapshot engine's entry point: while paused, every
 // piece of state is readable through save_state() and a disk can be swapped with
 // replace_disk()).
 #pragma once

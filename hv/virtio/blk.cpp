@@ -69,6 +69,11 @@ std::unique_ptr<image::BlockDevice> VirtioBlk::replace_disk(std::unique_ptr<imag
   return old;
 }
 
+void VirtioBlk::flush_disk() {
+  std::lock_guard lock(disk_mutex_);
+  disk_->flush();
+}
+
 VirtioBlkState VirtioBlk::state() const {
   VirtioBlkState s;
   s.transport = transport_state();

@@ -31,6 +31,9 @@ class VirtioBlk : public VirtioPciDevice {
   // device is a fresh qcow2 overlay whose backing file is the old top.
   std::unique_ptr<image::BlockDevice> replace_disk(std::unique_ptr<image::BlockDevice> disk);
   VirtioBlkState state() const;
+  // Makes everything the guest wrote durable in the image files (its metadata too),
+  // so another reader of the files (a new overlay's backing) sees it.
+  void flush_disk();
   uint64_t requests_completed() const { return completed_.load(); }
 
  protected:

@@ -225,7 +225,8 @@ TEST_F(GuestTest, PausedMachineGivesStateAndSwapsItsDisk) {
   c.cmdline = "write=0,8,1 sleep=3000 write=8,8,2 read=0,16 exit=0";
   c.serial = "file:" + console;
   c.disks.push_back({ov1, "qcow2", false});
-  hv::Machine machine(c);
+  auto owned = std::make_unique<hv::Machine>(c);
+  hv::Machine& machine = *owned;
   hv::StopReason stop;
   std::thread runner([&] { stop = machine.run(); });
   bool wrote = wait_for_text(console, "write: disk 0 sectors 0+8", 60000);
@@ -263,6 +264,7 @@ TEST_F(GuestTest, PausedMachineGivesStateAndSwapsItsDisk) {
   old.reset();
   machine.resume();
   runner.join();
+  owned.reset();  // closes the disks
   EXPECT_EQ(stop.kind, hv::StopKind::exit_port) << stop.message << read_text(console);
   std::string out = read_text(console);
   std::vector<uint8_t> both = guest_pattern(0, 8, 1);
