@@ -100,7 +100,7 @@ TEST_F(LinuxBoot, CloudKernelPrintsItsEarlyBootLinesOnOurConsole) {
 
 // Where the host's KVM is complete (and quick enough) the kernel reaches /init.
 TEST_F(LinuxBoot, CloudKernelBootsToTheInitrdShell) {
-  LinuxRun r = boot_linux(dir, 600, "");
+  LinuxRun r = boot_linux(dir, 300, "");
   if (r.console.find("arche initrd: shell ready") == std::string::npos) {
     if (r.exit_code == 82 && r.err.find("KVM gave up") != std::string::npos) {
       // Never a hang: the failure was reported and the process exited.
