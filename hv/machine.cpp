@@ -205,6 +205,9 @@ std::vector<VirtioPciDevice*> Machine::virtio_devices() const {
 
 StopReason Machine::run() {
   install_kick_handler();
+  // Console output is best effort: a reader that went away (a closed pipe) must not
+  // kill the VM with SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
   // SIGINT/SIGTERM/SIGHUP become a clean "quit"; blocked here, so every thread
   // started below inherits the mask and only the signalfd sees them.
   sigset_t stop_signals, old_mask;

@@ -122,6 +122,22 @@ TEST_F(GuestTest, ExitStatusIsTheGuestsAndBadKernelsFail) {
   EXPECT_EQ(missing.exit_code, 66) << missing.err;
 }
 
+// Acceptance 5, the failure half, made deterministic: the guest jumps into the PCI
+// hole, KVM cannot fetch the instruction and returns KVM_EXIT_INTERNAL_ERROR. arche
+// must name the exit, RIP and the instruction bytes and exit non-zero at once.
+TEST_F(GuestTest, KvmGivingUpIsReportedAndExitsNonZeroAtOnce) {
+  auto start = std::chrono::steady_clock::now();
+  CommandResult r = arche({"vm", "run", "--kernel", test_guest(), "--memory", "32M", "--cmdline", "jump-mmio"});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 82) << r.out << r.err;
+  EXPECT_NE(r.out.find("guest: jumping to 0xfebf0000"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("KVM_EXIT_INTERNAL_ERROR"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("emulation failure"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("RIP 0xfebf0000"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("instruction bytes at RIP"), std::string::npos) << r.err;
+  EXPECT_LT(seconds, 30.0) << "the VMM must not linger after KVM gave up";
+}
+
 // Acceptance 6: malformed queues break only the device that got them.
 TEST_F(GuestTest, MalformedVirtqueuesMarkOnlyThatDeviceBroken) {
   std::string d0 = dir.file("d0.qcow2"), d1 = dir.file("d1.qcow2");
