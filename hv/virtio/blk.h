@@ -25,6 +25,8 @@ class VirtioBlk : public VirtioPciDevice {
  public:
   VirtioBlk(std::string name, std::unique_ptr<image::BlockDevice> disk, bool readonly, std::string serial,
             const GuestMemory& memory, InterruptSink& irq, unsigned gsi, uint32_t bar_address);
+  // The worker calls into this class: stop it before the members go.
+  ~VirtioBlk() override { stop_worker(); }
 
   // Replaces the disk (same size) and returns the old one; the worker is parked
   // meanwhile, so no request sees half of each. Used by disk snapshots: the new

@@ -56,6 +56,7 @@ class VirtioNet : public VirtioPciDevice {
 class VirtioRng : public VirtioPciDevice {
  public:
   VirtioRng(std::string name, const GuestMemory& memory, InterruptSink& irq, unsigned gsi, uint32_t bar_address);
+  ~VirtioRng() override { stop_worker(); }
   VirtioState state() const { return transport_state(); }
 
  protected:
