@@ -149,6 +149,8 @@ uint8_t VirtioBlk::handle(const DescChain& chain, uint32_t& written) {
       case t_discard:
       case t_write_zeroes:
         if (readonly_) return s_ioerr;
+        // Only what the driver negotiated (the features are fixed after FEATURES_OK).
+        if (!(negotiated_features() & (type == t_discard ? f_discard : f_write_zeroes))) return s_unsupp;
         return discard_or_zero(chain, type == t_write_zeroes, out_bytes);
       default: return s_unsupp;
     }

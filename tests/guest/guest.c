@@ -377,11 +377,13 @@ static struct vdev* blk(void) {
     guest_exit(2);
   }
   struct vdev* d = &blks[current_blk];
-  if (!d->ready && !virtio_init(d, 1, 0)) guest_exit(2);
+  /* flush, discard, write-zeroes when offered */
+  if (!d->ready && !virtio_init(d, 1, (1u << 9) | (1u << 13) | (1u << 14))) guest_exit(2);
   return d;
 }
 
-/* type 0 read, 1 write, 4 flush, 8 get-id. Returns the status byte (0xff: timeout). */
+/* type 0 read, 1 write, 4 flush, 8 get-id, 11 discard, 13 write-zeroes. Returns
+ * the status byte (0xff: timeout). */
 static int blk_request(u32 type, u64 sector, u8* data, u32 len) {
   struct vdev* d = blk();
   struct vq* q = &d->q[0];
@@ -390,7 +392,8 @@ static int blk_request(u32 type, u64 sector, u8* data, u32 len) {
   blk_status = 0xff;
   set_desc(q, 0, (u64)&blk_header, 16, 1, 1);
   if (len) {
-    set_desc(q, 1, (u64)data, len, (u16)(1 | (type == 1 ? 0 : 2)), 2);
+    int device_reads = type == 1 || type == 11 || type == 13;
+    set_desc(q, 1, (u64)data, len, (u16)(1 | (device_reads ? 0 : 2)), 2);
     set_desc(q, 2, (u64)&blk_status, 1, 2, 0);
   } else {
     set_desc(q, 1, (u64)&blk_status, 1, 2, 0);
@@ -439,6 +442,17 @@ static void cmd_getid(void) {
   memset(blk_buffer, 0, 21);
   int s = blk_request(8, 0, blk_buffer, 20);
   print("getid: disk %u status %d id '%s'\n", current_blk, s, (char*)blk_buffer);
+}
+
+/* discard (11) or write-zeroes (13) of one range. */
+static void cmd_unmap(u32 type, u64 sector, u64 count, u32 flags) {
+  struct {
+    u64 sector;
+    u32 count, flags;
+  } seg = {sector, (u32)count, flags};
+  memcpy(blk_buffer, &seg, sizeof seg);
+  int s = blk_request(type, 0, blk_buffer, sizeof seg);
+  print("%s: disk %u sectors %lu+%lu status %d\n", type == 11 ? "discard" : "zeroes", current_blk, sector, count, s);
 }
 
 static void cmd_flush(void) { print("flush: disk %u status %d\n", current_blk, blk_request(4, 0, 0, 0)); }
@@ -657,6 +671,13 @@ static void run_command(const char* w) {
     cmd_read(s, c);
   } else if (word_is(w, "getid", &a)) cmd_getid();
   else if (word_is(w, "flush", &a)) cmd_flush();
+  else if (word_is(w, "discard", &a)) {
+    u64 s = parse_num(&a), c = parse_num(&a);
+    cmd_unmap(11, s, c, 0);
+  } else if (word_is(w, "zeroes", &a)) {
+    u64 s = parse_num(&a), c = parse_num(&a), unmap = parse_num(&a);
+    cmd_unmap(13, s, c, unmap ? 1 : 0);
+  }
   else if (word_is(w, "badqueue", &a)) cmd_badqueue(a);
   else if (word_is(w, "net", &a)) cmd_net();
   else if (word_is(w, "dirty", &a)) {

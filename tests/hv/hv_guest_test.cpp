@@ -79,6 +79,32 @@ TEST_F(GuestTest, WritesAndReadsAQcow2OverlayOnARawBase) {
   EXPECT_EQ(check.exit_code, 0) << check.out;
 }
 
+// virtio-blk DISCARD and WRITE_ZEROES reach the image: the ranges read as zeros
+// and the qcow2 clusters are released; GET_ID names the disk.
+TEST_F(GuestTest, DiscardAndWriteZeroesReachTheImage) {
+  ARCHE_REQUIRE_PROGRAM("qemu-img");
+  std::string disk = dir.file("disk.qcow2");
+  ASSERT_EQ(arche({"image", "create", "-f", "qcow2", disk, "8M"}).exit_code, 0);
+  CommandResult r = arche({"vm", "run", "--name", "zero", "--kernel", test_guest(), "--memory", "32M", "--disk", disk,
+                           "--cmdline", "write=0,512,4 zeroes=0,128,1 discard=128,128 read=0,256 read=256,256 getid"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("zeroes: disk 0 sectors 0+128 status 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("discard: disk 0 sectors 128+128 status 0"), std::string::npos) << r.out;
+  EXPECT_EQ(checksum_in(r.out, "read: disk 0 sectors 0\\+256"), guest_checksum(std::vector<uint8_t>(256 * 512, 0)))
+      << r.out;
+  EXPECT_EQ(checksum_in(r.out, "read: disk 0 sectors 256\\+256"), guest_checksum(guest_pattern(256, 256, 4))) << r.out;
+  EXPECT_NE(r.out.find("getid: disk 0 status 0 id 'arche-zero-0'"), std::string::npos) << r.out;
+  // The first 128 KiB (two 64 KiB clusters) hold no data any more; the rest does.
+  CommandResult map = run({"qemu-img", "map", "--output=json", disk});
+  ASSERT_EQ(map.exit_code, 0) << map.err;
+  Json extents = Json::parse(map.out);
+  ASSERT_FALSE(extents.empty());
+  EXPECT_EQ(extents[0]["start"], 0);
+  EXPECT_EQ(extents[0]["data"], false) << map.out;
+  EXPECT_GE(extents[0]["length"].get<uint64_t>(), 128u * 1024) << map.out;
+  EXPECT_EQ(run({"qemu-img", "check", disk}).exit_code, 0);
+}
+
 // Acceptance 2: QEMU boots the same ELF (PVH note) and computes the same checksum.
 TEST_F(GuestTest, QemuBootsTheSameGuestWithTheSameChecksum) {
   ARCHE_REQUIRE_PROGRAM("qemu-system-x86_64");
