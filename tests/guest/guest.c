@@ -236,8 +236,8 @@ struct vdev {
 
 static u8 queue_pages[16][4096] __attribute__((aligned(4096)));
 static unsigned queue_pages_used;
-static struct vdev blks[8], nets[2];
-static unsigned blk_count, net_count, current_blk;
+static struct vdev blks[8], nets[2], rngs[1];
+static unsigned blk_count, net_count, rng_count, current_blk;
 
 static int virtio_find_caps(struct vdev* d) {
   if (!(pci_read(d->slot, 0x04) & (0x10u << 16))) return 0;
@@ -266,15 +266,17 @@ static void pci_scan(void) {
     u16 subsystem = (u16)(pci_read(slot, 0x2c) >> 16);
     int is_blk = device == 0x1042 || (device == 0x1001 && subsystem == 2);
     int is_net = device == 0x1041 || (device == 0x1000 && subsystem == 1);
+    int is_rng = device == 0x1044 || (device == 0x1005 && subsystem == 4);
     struct vdev* d = 0;
     if (is_blk && blk_count < 8) d = &blks[blk_count++];
     else if (is_net && net_count < 2) d = &nets[net_count++];
+    else if (is_rng && rng_count < 1) d = &rngs[rng_count++];
     if (!d) continue;
     d->slot = slot;
     d->device_id = device;
     if (!virtio_find_caps(d)) print("pci: slot %u: virtio device without modern capabilities\n", slot);
   }
-  print("pci: %u virtio-blk, %u virtio-net\n", blk_count, net_count);
+  print("pci: %u virtio-blk, %u virtio-net, %u virtio-rng\n", blk_count, net_count, rng_count);
 }
 
 static u8 status_of(struct vdev* d) { return r8(d->common + 0x14); }
@@ -566,6 +568,32 @@ static void cmd_net(void) {
   guest_exit(5);
 }
 
+/* ---- virtio-rng ---------------------------------------------------------------- */
+
+static void cmd_rng(void) {
+  if (!rng_count) {
+    print("rng: no virtio-rng device\n");
+    guest_exit(2);
+  }
+  struct vdev* d = &rngs[0];
+  if (!d->ready && !virtio_init(d, 1, 0)) guest_exit(2);
+  struct vq* q = &d->q[0];
+  u64 sums[2];
+  u32 lens[2];
+  for (int i = 0; i < 2; ++i) {
+    memset(blk_buffer, 0, 64);
+    set_desc(q, 0, (u64)blk_buffer, 64, 2, 0);
+    submit(d, q, 0);
+    u32 id;
+    if (!wait_used(q, &lens[i], &id, 5 * SECOND)) {
+      print("rng: timed out\n");
+      guest_exit(5);
+    }
+    sums[i] = fnv1a(FNV_INIT, blk_buffer, 64);
+  }
+  print("rng: got %u and %u bytes, %s\n", lens[0], lens[1], sums[0] != sums[1] ? "different" : "equal");
+}
+
 /* ---- RAM, ticks, SMP ----------------------------------------------------------- */
 
 static void cmd_dirty(u64 mib, u64 seed) {
@@ -680,6 +708,7 @@ static void run_command(const char* w) {
   }
   else if (word_is(w, "badqueue", &a)) cmd_badqueue(a);
   else if (word_is(w, "net", &a)) cmd_net();
+  else if (word_is(w, "rng", &a)) cmd_rng();
   else if (word_is(w, "dirty", &a)) {
     u64 m = parse_num(&a), seed = parse_num(&a);
     cmd_dirty(m, seed);

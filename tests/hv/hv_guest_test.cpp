@@ -136,6 +136,13 @@ TEST_F(GuestTest, BothVcpusRunGuestCode) {
   EXPECT_NE(r.out.find("smp: 2 of 2 cpus online"), std::string::npos) << r.out;
 }
 
+TEST_F(GuestTest, VirtioRngGivesRandomBytes) {
+  CommandResult r = arche({"vm", "run", "--kernel", test_guest(), "--memory", "32M", "--cmdline", "rng"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("virtio-rng"), std::string::npos);
+  EXPECT_NE(r.out.find("rng: got 64 and 64 bytes, different"), std::string::npos) << r.out;
+}
+
 // The guest's exit port status is the command's exit status; bad kernels are errors.
 TEST_F(GuestTest, ExitStatusIsTheGuestsAndBadKernelsFail) {
   CommandResult r = arche({"vm", "run", "--kernel", test_guest(), "--memory", "32M", "--cmdline", "exit=42"});
