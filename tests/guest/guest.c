@@ -457,6 +457,19 @@ static void cmd_unmap(u32 type, u64 sector, u64 count, u32 flags) {
   print("%s: disk %u sectors %lu+%lu status %d\n", type == 11 ? "discard" : "zeroes", current_blk, sector, count, s);
 }
 
+/* Reads the ISR of the selected disk (reading clears it and lowers INTx). */
+static void cmd_isr(void) { print("isr: disk %u %x\n", current_blk, r8(blk()->isr)); }
+
+static void cmd_cpuid(void) {
+  u32 a, b, c, d, b7 = 0;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+  u32 max = a;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  u32 c1 = c, d1 = d, apic = b >> 24;
+  if (max >= 7) __asm__ volatile("cpuid" : "=a"(a), "=b"(b7), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+  print("cpuid: max %x leaf1 ecx %08x edx %08x leaf7 ebx %08x apic %u\n", max, c1, d1, b7, apic);
+}
+
 static void cmd_flush(void) { print("flush: disk %u status %d\n", current_blk, blk_request(4, 0, 0, 0)); }
 
 /* Programs a malformed queue and checks that the device reports NEEDS_RESET. */
@@ -699,6 +712,8 @@ static void run_command(const char* w) {
     cmd_read(s, c);
   } else if (word_is(w, "getid", &a)) cmd_getid();
   else if (word_is(w, "flush", &a)) cmd_flush();
+  else if (word_is(w, "isr", &a)) cmd_isr();
+  else if (word_is(w, "cpuid", &a)) cmd_cpuid();
   else if (word_is(w, "discard", &a)) {
     u64 s = parse_num(&a), c = parse_num(&a);
     cmd_unmap(11, s, c, 0);
