@@ -12,6 +12,7 @@
 #include "hv/config.h"
 #include "hv/control.h"
 #include "hv/cpuid.h"
+#include "hv/devices/serial.h"
 #include "hv/layout.h"
 #include "hv/memory.h"
 #include "hv/virtio/queue.h"
@@ -368,6 +369,69 @@ TEST(KernelPayload, DecompressesTheCloudKernelsPayload) {
   } catch (const Error& e) {
     EXPECT_EQ(e.category(), ErrorCategory::format);
   }
+}
+
+}  // namespace
+}  // namespace arche::hv
+
+namespace arche::hv {
+namespace {
+
+struct RecordingIrq : InterruptSink {
+  std::vector<std::pair<unsigned, bool>> events;
+  void set_irq_line(unsigned gsi, bool level) override { events.emplace_back(gsi, level); }
+};
+
+struct RecordingOutput : ConsoleOutput {
+  std::string text;
+  void write(const uint8_t* data, size_t size) override { text.append(reinterpret_cast<const char*>(data), size); }
+};
+
+TEST(Serial, TransmitsReceivesAndRaisesItsInterrupt) {
+  RecordingIrq irq;
+  RecordingOutput out;
+  Serial uart(irq, 4, out);
+  auto wr = [&](unsigned reg, uint8_t v) { uart.bus_write(reg, std::span<const uint8_t>(&v, 1)); };
+  auto rd = [&](unsigned reg) {
+    uint8_t v = 0;
+    uart.bus_read(reg, std::span<uint8_t>(&v, 1));
+    return v;
+  };
+  wr(0, 'h');
+  wr(0, 'i');
+  EXPECT_EQ(out.text, "hi");
+  EXPECT_EQ(rd(5) & 0x60, 0x60) << "THR always empty";
+  EXPECT_EQ(rd(5) & 1, 0) << "nothing received yet";
+
+  wr(1, 0x01);  // receive interrupt on
+  std::atomic<bool> stop{false};
+  const uint8_t input[] = {'o', 'k'};
+  ASSERT_TRUE(uart.receive(input, 2, stop));
+  ASSERT_FALSE(irq.events.empty());
+  EXPECT_EQ(irq.events.back(), std::make_pair(4u, true));
+  EXPECT_EQ(rd(2) & 0x0f, 0x04) << "IIR: received data";
+  EXPECT_EQ(rd(5) & 1, 1);
+  EXPECT_EQ(rd(0), 'o');
+  EXPECT_EQ(uart.state().rx, std::vector<uint8_t>{'k'}) << "unread input is part of the state";
+  EXPECT_EQ(rd(0), 'k');
+  EXPECT_EQ(irq.events.back(), std::make_pair(4u, false)) << "line lowered when nothing is pending";
+
+  // Divisor latch and loopback (what Linux's probe does).
+  wr(3, 0x80);
+  wr(0, 0x01);
+  EXPECT_EQ(rd(0), 0x01);
+  wr(3, 0x03);
+  wr(4, 0x10 | 0x02);  // loopback, RTS
+  EXPECT_EQ(rd(6) & 0xf0, 0x10) << "RTS comes back as CTS";
+  wr(0, 'x');
+  EXPECT_EQ(rd(0), 'x');
+  EXPECT_EQ(out.text, "hi") << "loopback output stays inside the UART";
+  SerialState s = uart.state();
+  EXPECT_EQ(s.lcr, 0x03);
+  EXPECT_EQ(s.dll, 0x01);
+  Serial copy(irq, 4, out);
+  copy.restore(s);
+  EXPECT_EQ(copy.state().mcr, s.mcr);
 }
 
 }  // namespace
