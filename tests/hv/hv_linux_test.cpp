@@ -85,11 +85,12 @@ class LinuxBoot : public ::testing::Test {
 };
 
 TEST_F(LinuxBoot, CloudKernelPrintsItsEarlyBootLinesOnOurConsole) {
-  LinuxRun r = boot_linux(dir, 240, "BIOS-e820");
+  LinuxRun r = boot_linux(dir, 240, "ACPI: XSDT");
   EXPECT_NE(r.console.find("Linux version"), std::string::npos)
       << "no kernel output after " << r.seconds << " s\nconsole:\n" << r.console << "\nstderr:\n" << r.err;
   EXPECT_NE(r.console.find("Command line: console=ttyS0"), std::string::npos) << r.console;
   EXPECT_NE(r.console.find("BIOS-e820: [mem 0x0000000000100000-"), std::string::npos) << "our e820 map" << r.console;
+  EXPECT_NE(r.console.find("ACPI: RSDP 0x00000000000E0000"), std::string::npos) << "our ACPI tables" << r.console;
   if (r.exit_code > 0 && r.err.find("KVM_EXIT_INTERNAL_ERROR") != std::string::npos) {
     // KVM gave up early: the report must say why and where.
     EXPECT_EQ(r.exit_code, 82) << r.err;
