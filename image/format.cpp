@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "image/qcow2/qcow2_driver.h"
 #include "image/raw.h"
+#include "image/vhd/vhd_driver.h"
 
 namespace arche::image {
 
@@ -20,7 +21,7 @@ namespace {
 constexpr int kMaxChainDepth = 1000;
 
 const std::vector<const FormatDriver*>& drivers() {
-  static const std::vector<const FormatDriver*> all = {&qcow2_driver(), &raw_driver()};
+  static const std::vector<const FormatDriver*> all = {&qcow2_driver(), &vhd_driver(), &raw_driver()};
   return all;
 }
 
