@@ -25,6 +25,8 @@ Id128 random_uuid() {
   return id;
 }
 
+Id128 random_guid() { return swap_guid_order(random_uuid()); }
+
 bool is_null(const Id128& id) {
   for (uint8_t b : id)
     if (b) return false;

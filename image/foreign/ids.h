@@ -14,6 +14,8 @@ using Id128 = std::array<uint8_t, 16>;
 
 // 16 random bytes shaped as an RFC 4122 version 4 UUID (in RFC byte order).
 Id128 random_uuid();
+// The same, in Microsoft GUID byte order (VHDX), so its text form is a v4 UUID too.
+Id128 random_guid();
 bool is_null(const Id128& id);
 
 // "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" from bytes in RFC (big-endian) order,

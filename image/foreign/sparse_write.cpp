@@ -28,4 +28,13 @@ void write_into_zeroed(const File& file, uint64_t offset, std::span<const uint8_
   }
 }
 
+HostRun host_run(const File& file, uint64_t host, uint64_t max) {
+  std::optional<uint64_t> data = file.seek_data(host);
+  if (!data) return {false, max};
+  if (*data > host) return {true, std::min(*data - host, max)};
+  std::optional<uint64_t> hole = file.seek_hole(host);
+  if (!hole || *hole <= host) return {false, max};
+  return {false, std::min(*hole - host, max)};
+}
+
 }  // namespace arche::image::foreign

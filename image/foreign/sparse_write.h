@@ -14,4 +14,12 @@ namespace arche::image::foreign {
 // The caller guarantees that the target range reads as zeros beforehand.
 void write_into_zeroed(const File& file, uint64_t offset, std::span<const uint8_t> data);
 
+// What the host file holds at [host, host+max): a hole (reads as zeros) or data,
+// and for how many bytes. Files without SEEK_DATA report data.
+struct HostRun {
+  bool hole = false;
+  uint64_t length = 0;
+};
+HostRun host_run(const File& file, uint64_t host, uint64_t max);
+
 }  // namespace arche::image::foreign
