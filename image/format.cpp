@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "image/qcow2/qcow2_driver.h"
 #include "image/raw.h"
+#include "image/vdi/vdi_driver.h"
 #include "image/vhd/vhd_driver.h"
 #include "image/vhdx/vhdx_driver.h"
 
@@ -22,7 +23,7 @@ namespace {
 constexpr int kMaxChainDepth = 1000;
 
 const std::vector<const FormatDriver*>& drivers() {
-  static const std::vector<const FormatDriver*> all = {&qcow2_driver(), &vhd_driver(), &vhdx_driver(), &raw_driver()};
+  static const std::vector<const FormatDriver*> all = {&qcow2_driver(), &vhd_driver(), &vhdx_driver(), &vdi_driver(), &raw_driver()};
   return all;
 }
 

@@ -259,13 +259,9 @@ LayerStatus VhdDevice::layer_status(uint64_t offset, uint64_t max_length) {
   const uint64_t limit = std::min(max_length, size_ - offset);
   if (!dynamic_) {
     // A fixed disk is a raw file with a footer: holes read as zeros.
-    std::optional<uint64_t> data = file_.seek_data(offset);
-    if (data && *data > offset) return {ExtentKind::zero, std::min(*data - offset, limit), std::nullopt};
-    if (data) {
-      std::optional<uint64_t> hole = file_.seek_hole(offset);
-      if (hole) return {ExtentKind::data, std::max<uint64_t>(1, std::min(*hole - offset, limit)), offset};
-    }
-    return {ExtentKind::data, limit, offset};
+    foreign::HostRun run = foreign::host_run(file_, offset, limit);
+    if (run.hole) return {ExtentKind::zero, run.length, std::nullopt};
+    return {ExtentKind::data, run.length, offset};
   }
   std::shared_lock lock(lock_);
   const uint64_t block = offset / block_size_, in = offset % block_size_;
@@ -280,7 +276,12 @@ LayerStatus VhdDevice::layer_status(uint64_t offset, uint64_t max_length) {
   const ExtentKind absent = differencing_ ? ExtentKind::unallocated : ExtentKind::zero;
   if (bitmap_state(block) == full) {
     // Blocks never continue each other in the file (a bitmap sits in between).
-    return {ExtentKind::data, std::min(block_size_ - in, limit), data_host(block) + in};
+    // Space of the block that is a hole in the file (never written, or zeroed)
+    // reads as zeros.
+    const uint64_t host = data_host(block) + in;
+    foreign::HostRun run = foreign::host_run(file_, host, std::min(block_size_ - in, limit));
+    if (run.hole) return {differencing_ ? ExtentKind::data : ExtentKind::zero, run.length, differencing_ ? std::optional<uint64_t>(host) : std::nullopt};
+    return {ExtentKind::data, run.length, host};
   }
   std::vector<uint8_t> bitmap = read_bitmap(block);
   const uint64_t first = in / kSector;
