@@ -63,7 +63,6 @@ std::unique_ptr<VhdDevice> VhdDevice::open(const std::string& path, const OpenOp
     }
     if (copy.disk_type == DiskType::fixed)
       fail(ErrorCategory::corrupt, "{} (the copy at offset 0 says fixed disk, which has no copy)", end_error);
-    warn("{}; using the footer copy at offset 0{}", end_error, options.writable ? " and rewriting the footer" : "");
     dev->footer_ = copy;
     dev->footer_dirty_ = true;
   }
@@ -82,6 +81,9 @@ std::unique_ptr<VhdDevice> VhdDevice::open(const std::string& path, const OpenOp
   dev->differencing_ = f.disk_type == DiskType::differencing;
   dev->load_dynamic(end_valid);
   if (dev->differencing_) dev->open_parent(options, chain);
+  // Said only once the image opened: a damaged image fails with one message.
+  if (!end_valid)
+    warn("{}; using the footer copy at offset 0{}", end_error, options.writable ? " and rewriting the footer" : "");
   return dev;
 }
 
@@ -280,7 +282,7 @@ LayerStatus VhdDevice::layer_status(uint64_t offset, uint64_t max_length) {
     // reads as zeros.
     const uint64_t host = data_host(block) + in;
     foreign::HostRun run = foreign::host_run(file_, host, std::min(block_size_ - in, limit));
-    if (run.hole) return {differencing_ ? ExtentKind::data : ExtentKind::zero, run.length, differencing_ ? std::optional<uint64_t>(host) : std::nullopt};
+    if (run.hole) return {ExtentKind::zero, run.length, std::nullopt};
     return {ExtentKind::data, run.length, host};
   }
   std::vector<uint8_t> bitmap = read_bitmap(block);
