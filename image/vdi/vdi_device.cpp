@@ -165,9 +165,10 @@ void VdiDevice::write_block_locked(uint64_t block, uint64_t in, std::span<const 
   ++header_.blocks_allocated;
   header_dirty_ = true;
   mark_dirty(block);
+  // The file covers the whole block even where its tail was skipped as zeros.
+  const uint64_t end = header_.data_offset + uint64_t{next_index_} * (uint64_t{header_.block_size} + header_.block_extra);
+  if (file_.size() < end) file_.truncate(end);
   if (barriers_) {
-    const uint64_t end = header_.data_offset + uint64_t{next_index_} * (uint64_t{header_.block_size} + header_.block_extra);
-    if (file_.size() < end) file_.truncate(end);
     barrier();  // the block before the map entry that points at it
     write_metadata();
   }

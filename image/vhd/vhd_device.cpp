@@ -353,6 +353,8 @@ void VhdDevice::allocate_block(uint64_t block, uint64_t in, std::span<const uint
   }
   next_free_ = host + bitmap_size_ + block_size_;
   footer_dirty_ = true;
+  // The file covers the whole block even where its tail was skipped as zeros.
+  if (file_.size() < next_free_) file_.truncate(next_free_);
   if (barriers_) {
     write_metadata();  // the footer behind the new block: the file stays a valid VHD
     barrier();         // block and footer on disk before the BAT entry points at them

@@ -101,9 +101,10 @@ void VhdxDevice::load(const OpenOptions& options) {
       file_.sync();
       Header h = headers_[current_];
       h.log_guid = {};
+      h.file_write_guid = foreign::random_guid();  // the replay changed the file
       write_header_update(h);
       write_header_update(h);
-      file_guid_changed_ = false;
+      file_guid_changed_ = true;
       file_size = file_.size();
     } else {
       note("{}: VHDX log not yet replayed; applying it in memory for this read-only open", path);
@@ -437,10 +438,9 @@ void VhdxDevice::write_block_locked(uint64_t block, uint64_t in, std::span<const
   } else {
     foreign::write_into_zeroed(file_, host + in, data);
   }
-  if (barriers_) {
-    if (file_.size() < needed_end_) file_.truncate(needed_end_);
-    barrier();  // the block before the entry that points at it
-  }
+  // The file covers the whole block even where its tail was skipped as zeros.
+  if (file_.size() < needed_end_) file_.truncate(needed_end_);
+  barrier();  // the block before the entry that points at it
   set_entry(index, bat_entry(kFullyPresent, host));
 }
 

@@ -65,6 +65,19 @@ TEST_F(VdiTest, ArcheImagesSatisfyQemu) {
       EXPECT_LT(info["allocated-blocks"].get<uint64_t>(), info["blocks"].get<uint64_t>());
       EXPECT_LE(allocated_bytes(img), data_bytes * 11 / 10) << "dynamic VDI is not sparse";
     }
+    // qemu sees the subformat: every block of a static image is allocated.
+    if (opt == "static=on") {
+      EXPECT_EQ(qemu_data_bytes(img, "vdi"), kSize);
+    } else {
+      EXPECT_LT(qemu_data_bytes(img, "vdi"), kSize);
+    }
+    {
+      auto m = nlohmann::json::parse(arche({"image", "measure", "--json", "-O", "vdi", src, "-o", opt}).out);
+      const uint64_t file_size = File::open(img, OpenMode::read_only).size();
+      EXPECT_GE(m["required"].get<uint64_t>(), file_size) << "measure under-estimates";
+      EXPECT_LE(m["required"].get<uint64_t>(), file_size + (4u << 20)) << "measure over-estimates";
+      EXPECT_GE(m["fully-allocated"].get<uint64_t>(), m["required"].get<uint64_t>());
+    }
     EXPECT_EQ(arche({"image", "check", img}).exit_code, 0);
   }
 }

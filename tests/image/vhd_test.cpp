@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/endian.h"
+#include "core/file.h"
 #include "image/format.h"
 #include "image/vhd/vhd_format.h"
 #include "tests/image/vhd_vhdx_vdi_util.h"
@@ -72,6 +73,13 @@ TEST_F(VhdTest, ArcheImagesSatisfyQemu) {
     } else {
       EXPECT_EQ(j["cluster-size"], 2 * 1024 * 1024);  // qemu reports blocks of dynamic disks only
       EXPECT_LE(allocated_bytes(img), data_bytes * 11 / 10) << "dynamic VHD is not sparse";
+    }
+    {
+      auto m = nlohmann::json::parse(arche({"image", "measure", "--json", "-O", "vpc", src, "-o", "subformat=" + sub}).out);
+      const uint64_t file_size = File::open(img, OpenMode::read_only).size();
+      EXPECT_GE(m["required"].get<uint64_t>(), file_size) << "measure under-estimates";
+      EXPECT_LE(m["required"].get<uint64_t>(), file_size + (4u << 20)) << "measure over-estimates";
+      EXPECT_GE(m["fully-allocated"].get<uint64_t>(), m["required"].get<uint64_t>());
     }
     auto check = arche({"image", "check", "-f", "vpc", img});
     EXPECT_EQ(check.exit_code, 0) << check.out;

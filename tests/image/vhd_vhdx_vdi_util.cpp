@@ -68,6 +68,14 @@ uint64_t qemu_virtual_size(const std::string& path, const std::string& format) {
   return nlohmann::json::parse(r.out).at("virtual-size").get<uint64_t>();
 }
 
+uint64_t qemu_data_bytes(const std::string& path, const std::string& format) {
+  CommandResult r = qemu_img({"map", "--output=json", "-f", format, path});
+  uint64_t total = 0;
+  for (const auto& e : nlohmann::json::parse(r.out))
+    if (e.value("data", false)) total += e.at("length").get<uint64_t>();
+  return total;
+}
+
 uint64_t allocated_bytes(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;

@@ -24,6 +24,8 @@ CommandResult qemu_io(const std::vector<std::string>& args);
 uint64_t qemu_virtual_size(const std::string& path, const std::string& format);
 
 uint64_t allocated_bytes(const std::string& path);
+// Bytes `qemu-img map` reports as data ("data": true) for an image.
+uint64_t qemu_data_bytes(const std::string& path, const std::string& format);
 bool files_equal(const std::string& a, const std::string& b);
 
 // The image read through arche (open_image + read) as bytes.
