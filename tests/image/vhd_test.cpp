@@ -183,6 +183,17 @@ TEST_F(VhdTest, DamagedImagesFailCleanly) {
     store_be32(b.data() + f.data_offset + 36, image::vhd::checksum(std::span(b).subspan(f.data_offset, 1024), 36));
   });
   expect_clean_failure(arche({"image", "info", "-f", "vpc", blocksize}), "block size");
+  // A lost end footer is recovered from the copy at offset 0, and check -r all
+  // writes it back.
+  std::string nofooter = variant("nofooter.vhd", [&](auto& b) { b.resize(b.size() - 512); });
+  auto warned = arche({"image", "convert", "-f", "vpc", "-O", "raw", nofooter, dir.file("nf.raw")});
+  EXPECT_EQ(warned.exit_code, 0) << warned.err;
+  EXPECT_NE(warned.err.find("footer copy"), std::string::npos) << warned.err;
+  EXPECT_NE(arche({"image", "check", "-f", "vpc", nofooter}).exit_code, 0);
+  auto repaired = arche({"image", "check", "-f", "vpc", "-r", "all", nofooter});
+  EXPECT_EQ(repaired.exit_code, 0) << repaired.out << repaired.err;
+  EXPECT_EQ(arche({"image", "check", "-f", "vpc", nofooter}).exit_code, 0);
+  EXPECT_EQ(read_file(nofooter), bytes);
   // A parent chain that loops: the child's parent is a copy of the child itself.
   ASSERT_EQ(arche({"image", "create", "-f", "vpc", "-b", "good.vhd", dir.file("loop.vhd")}).exit_code, 0);
   write_file(good, read_file(dir.file("loop.vhd")));

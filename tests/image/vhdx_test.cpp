@@ -149,8 +149,17 @@ TEST_F(VhdxTest, DirtyLogIsReplayed) {
   writes[1].length = 4096;  // zero descriptor
   const uint64_t end = new_block + (1 << 20);
   const vx::Id128 log_guid = image::foreign::random_guid();
-  std::vector<uint8_t> entry = vx::encode_log_entry(1, log_guid, 0, writes, end, end);
-  pwrite_file(img, l.header.log_offset, entry);
+  // Two entries of one sequence (the second's tail names the first), and behind
+  // them a newer entry of another log that must be ignored.
+  std::vector<uint8_t> first = vx::encode_log_entry(41, log_guid, 0, {writes[0]}, end, end);
+  std::vector<uint8_t> second = vx::encode_log_entry(42, log_guid, 0, {writes[1]}, end, end);
+  vx::LogWrite bogus = writes[0];
+  bogus.data.assign(4096, 0xee);
+  std::vector<uint8_t> stale =
+      vx::encode_log_entry(99, image::foreign::random_guid(), 0, {bogus}, end, end);
+  pwrite_file(img, l.header.log_offset, first);
+  pwrite_file(img, l.header.log_offset + first.size(), second);
+  pwrite_file(img, l.header.log_offset + first.size() + second.size(), stale);
   vx::Header h = l.header;
   h.log_guid = log_guid;
   h.sequence += 1;
@@ -180,7 +189,7 @@ TEST_F(VhdxTest, DirtyLogIsReplayed) {
   // Read-write: replayed into the file, log GUID cleared; qemu then needs no replay.
   auto w = arche({"image", "write", img, "7M", "--pattern", "0x01", "--length", "4096"});
   ASSERT_EQ(w.exit_code, 0) << w.err;
-  EXPECT_NE(w.err.find("replaying 1 VHDX log"), std::string::npos) << w.err;
+  EXPECT_NE(w.err.find("replaying 2 VHDX log entries (sequence 41-42)"), std::string::npos) << w.err;
   std::fill_n(expected.begin() + (7 << 20), 4096, 0x01);
   EXPECT_TRUE(image::foreign::is_null(layout_of(img).header.log_guid));
   qemu_img({"check", img});
