@@ -66,9 +66,9 @@ struct Plan {
   BatLayout layout;
 };
 
-Plan plan(uint64_t size, uint32_t block_size, uint32_t log_size, bool has_parent) {
+Plan plan(uint64_t size, uint32_t block_size, uint32_t log_size, bool has_parent, uint32_t sector_size = 512) {
   Plan p;
-  p.layout = bat_layout(size, block_size, 512, has_parent);
+  p.layout = bat_layout(size, block_size, sector_size, has_parent);
   p.log_offset = MiB;
   p.log_length = log_size;
   p.metadata_offset = p.log_offset + p.log_length;
@@ -130,10 +130,7 @@ class VhdxDriver final : public FormatDriver {
     if (m.virtual_disk_size == 0 || m.virtual_disk_size > kMaxDiskSize)
       fail(ErrorCategory::usage, "vhdx: size must be between 512 bytes and 64 TiB (got {})", options.size);
     m.block_size = params.block_size ? params.block_size : default_block_size(m.virtual_disk_size);
-    const Plan p = plan(m.virtual_disk_size, m.block_size, params.log_size, m.has_parent);
-    if (m.logical_sector_size != 512) {
-      fail(ErrorCategory::unsupported, "vhdx: differencing disks over 4K-sector parents are not supported yet");
-    }
+    const Plan p = plan(m.virtual_disk_size, m.block_size, params.log_size, m.has_parent, m.logical_sector_size);
 
     File file = File::open(path, OpenMode::create_truncate);
     if (file.is_block_device()) fail(ErrorCategory::unsupported, "vhdx: {} is a block device; create the image in a file", path);

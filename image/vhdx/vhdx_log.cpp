@@ -20,7 +20,11 @@ constexpr size_t kEntryHeaderSize = 64;
 constexpr size_t kDescriptorSize = 32;
 // Logs are 1 MiB by default; the bound keeps a crafted header from making arche
 // read gigabytes into memory.
-constexpr uint64_t kMaxLogLength = 256 * MiB;
+constexpr uint64_t kMaxLogLength = 64 * MiB;
+// A real log is checksummed about once over; a crafted one whose every sector
+// claims to start a log-sized entry would cost slots x length. Past this many
+// times the log's size, the log is refused as damaged.
+constexpr uint64_t kMaxChecksumPasses = 16;
 
 struct Entry {
   uint64_t offset = 0;  // in the log
@@ -33,7 +37,8 @@ struct Entry {
 
 // The entry starting at `start` of the circular log, or nullopt if it is not a
 // valid entry of this log.
-std::optional<Entry> parse_entry(const std::vector<uint8_t>& log, uint64_t start, const Id128& log_guid) {
+std::optional<Entry> parse_entry(const std::vector<uint8_t>& log, uint64_t start, const Id128& log_guid,
+                                 uint64_t& checksummed) {
   const uint64_t n = log.size();
   auto byte_at = [&](uint64_t pos) { return log[(start + pos) % n]; };
   std::vector<uint8_t> head(kEntryHeaderSize);
@@ -59,6 +64,7 @@ std::optional<Entry> parse_entry(const std::vector<uint8_t>& log, uint64_t start
   const uint64_t desc_sectors = div_round_up(kEntryHeaderSize + uint64_t{descriptors} * kDescriptorSize, kLogSector);
   if (desc_sectors > e.length / kLogSector) return std::nullopt;
 
+  checksummed += e.length;  // the caller bounds the total
   std::vector<uint8_t> bytes(e.length);
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = byte_at(i);
   std::memset(bytes.data() + 4, 0, 4);
@@ -102,23 +108,28 @@ std::optional<LogReplay> read_log(const File& file, const Header& header, const 
   if (foreign::is_null(header.log_guid)) return std::nullopt;
   if (header.log_length == 0 || header.log_length % kMiB || header.log_offset % kMiB || header.log_offset < kMiB ||
       header.log_length > kMaxLogLength || !range_within(header.log_offset, header.log_length, file.size()))
-    fail(ErrorCategory::corrupt, "{}: VHDX log ({} bytes at 0x{:x}) is misplaced or outside the file", what,
+    fail(ErrorCategory::corrupt, "{}: VHDX log ({} bytes at 0x{:x}) is misplaced, too large or outside the file", what,
          header.log_length, header.log_offset);
   std::vector<uint8_t> log(header.log_length);
   file.read_exact(header.log_offset, log);
 
   const uint64_t slots = log.size() / kLogSector;
+  uint64_t checksummed = 0;
   std::vector<std::optional<Entry>> parsed(slots);
   std::vector<bool> tried(slots, false);
   auto entry_at = [&](uint64_t offset) -> const std::optional<Entry>& {
     uint64_t slot = offset / kLogSector;
     if (!tried[slot]) {
-      parsed[slot] = parse_entry(log, offset, header.log_guid);
+      parsed[slot] = parse_entry(log, offset, header.log_guid, checksummed);
       tried[slot] = true;
     }
+    if (checksummed > kMaxChecksumPasses * log.size())
+      fail(ErrorCategory::corrupt, "{}: VHDX log has too many overlapping entries to be a real log", what);
     return parsed[slot];
   };
 
+  // Each start walks at most one chain of slots: slots^2 cheap steps at worst
+  // (16384^2 for the largest log arche accepts).
   std::vector<const Entry*> best;
   for (uint64_t start = 0; start < log.size(); start += kLogSector) {
     if (!entry_at(start)) continue;
@@ -136,6 +147,7 @@ std::optional<LogReplay> read_log(const File& file, const Header& header, const 
     if (best.empty() || chain.back()->sequence > best.back()->sequence) best = chain;
   }
   if (best.empty()) return std::nullopt;
+
   LogReplay replay;
   replay.entries = best.size();
   replay.first_sequence = best.front()->sequence;
