@@ -20,11 +20,11 @@ constexpr size_t kEntryHeaderSize = 64;
 constexpr size_t kDescriptorSize = 32;
 // Logs are 1 MiB by default; the bound keeps a crafted header from making arche
 // read gigabytes into memory.
-constexpr uint64_t kMaxLogLength = 64 * MiB;
+constexpr uint64_t kMaxLogLength = 32 * MiB;
 // A real log is checksummed about once over; a crafted one whose every sector
 // claims to start a log-sized entry would cost slots x length. Past this many
 // times the log's size, the log is refused as damaged.
-constexpr uint64_t kMaxChecksumPasses = 16;
+constexpr uint64_t kMaxChecksumPasses = 4;  // also bounds the memory parsed entries hold
 
 struct Entry {
   uint64_t offset = 0;  // in the log
@@ -129,7 +129,7 @@ std::optional<LogReplay> read_log(const File& file, const Header& header, const 
   };
 
   // Each start walks at most one chain of slots: slots^2 cheap steps at worst
-  // (16384^2 for the largest log arche accepts).
+  // (8192^2 for the largest log arche accepts).
   std::vector<const Entry*> best;
   for (uint64_t start = 0; start < log.size(); start += kLogSector) {
     if (!entry_at(start)) continue;
