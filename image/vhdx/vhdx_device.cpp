@@ -405,6 +405,49 @@ void VhdxDevice::write_metadata() {
   if (file_.size() < needed_end_) file_.truncate(needed_end_);
 }
 
+// Space at the end of the file for a new payload or sector bitmap block; the file
+// is extended over it, so it reads as zeros.
+uint64_t VhdxDevice::allocate_space(uint64_t length) {
+  const uint64_t host = next_free_;
+  next_free_ += length;
+  needed_end_ = std::max(needed_end_, next_free_);
+  return host;
+}
+
+// A differencing disk keeps what was written to part of a block it does not hold
+// as a PARTIALLY_PRESENT block: the written sectors (edge sectors completed from
+// what reads see) plus their bits in the chunk's sector bitmap block.
+void VhdxDevice::write_sectors_locked(uint64_t block, uint64_t in, std::span<const uint8_t> data) {
+  const uint64_t index = layout_.payload_index(block);
+  const uint64_t ss = meta_.logical_sector_size;
+  const uint64_t lo = align_down(in, ss), hi = align_up(in + data.size(), ss);
+  std::vector<uint8_t> buf(hi - lo);
+  if (lo < in) read_block(block, lo, std::span(buf.data(), ss));
+  if (hi > in + data.size()) read_block(block, hi - ss, std::span(buf.data() + buf.size() - ss, ss));
+  std::memcpy(buf.data() + (in - lo), data.data(), data.size());
+
+  const bool new_block = bat_state(bat_[index]) != kPartiallyPresent;
+  const uint64_t host = new_block ? allocate_space(layout_.block_size) : bat_offset(bat_[index]);
+  const uint64_t sb_index = layout_.bitmap_index(block / layout_.chunk_ratio);
+  const bool new_bitmap = bat_state(bat_[sb_index]) != kSbPresent;
+  const uint64_t sb_host = new_bitmap ? allocate_space(MiB) : bat_offset(bat_[sb_index]);
+  if (new_block) foreign::write_into_zeroed(file_, host + lo, buf);
+  else file_.write_all(host + lo, buf);
+  if (file_.size() < needed_end_) file_.truncate(needed_end_);
+  barrier();  // the sectors before the bits that make them visible
+
+  const uint64_t first_bit = (block % layout_.chunk_ratio) * (layout_.block_size / ss) + lo / ss;
+  const uint64_t last_bit = first_bit + (hi - lo) / ss;  // exclusive
+  const uint64_t byte_lo = first_bit / 8, byte_hi = div_round_up(last_bit, 8);
+  std::vector<uint8_t> bits(byte_hi - byte_lo);
+  read_file(sb_host + byte_lo, bits);
+  for (uint64_t b = first_bit; b < last_bit; ++b) bits[b / 8 - byte_lo] = static_cast<uint8_t>(bits[b / 8 - byte_lo] | (1u << (b % 8)));
+  file_.write_all(sb_host + byte_lo, bits);
+  barrier();  // the bitmap before the entries that point at it
+  if (new_bitmap) set_entry(sb_index, bat_entry(kSbPresent, sb_host));
+  if (new_block) set_entry(index, bat_entry(kPartiallyPresent, host));
+}
+
 void VhdxDevice::write_block_locked(uint64_t block, uint64_t in, std::span<const uint8_t> data) {
   const uint64_t index = layout_.payload_index(block);
   const uint64_t entry = bat_[index];
@@ -412,6 +455,11 @@ void VhdxDevice::write_block_locked(uint64_t block, uint64_t in, std::span<const
   const uint8_t state = bat_state(entry);
   if (state == kFullyPresent) {
     file_.write_all(bat_offset(entry) + in, data);
+    return;
+  }
+  const bool whole = in == 0 && data.size() == bs;
+  if (meta_.has_parent && !whole && (state == kNotPresent || state == kPartiallyPresent)) {
+    write_sectors_locked(block, in, data);
     return;
   }
   if (state == kPartiallyPresent) {
@@ -424,20 +472,9 @@ void VhdxDevice::write_block_locked(uint64_t block, uint64_t in, std::span<const
     set_entry(index, bat_entry(kFullyPresent, bat_offset(entry)));
     return;
   }
-  // A new payload block at the end of the file. Its space reads as zeros; a block
-  // of a differencing disk that the parent holds starts as the parent's content.
-  const uint64_t host = next_free_;
-  next_free_ += bs;
-  needed_end_ = std::max(needed_end_, next_free_);
-  const uint64_t guest = block * bs;
-  if (state == kNotPresent && meta_.has_parent && (in != 0 || data.size() != bs)) {
-    std::vector<uint8_t> buf(bs, 0);
-    read_from_backing(guest, std::span(buf.data(), std::min<uint64_t>(bs, size() - guest)));
-    std::memcpy(buf.data() + in, data.data(), data.size());
-    foreign::write_into_zeroed(file_, host, buf);
-  } else {
-    foreign::write_into_zeroed(file_, host + in, data);
-  }
+  // A new payload block at the end of the file; its space reads as zeros.
+  const uint64_t host = allocate_space(bs);
+  foreign::write_into_zeroed(file_, host + in, data);
   // The file covers the whole block even where its tail was skipped as zeros.
   if (file_.size() < needed_end_) file_.truncate(needed_end_);
   barrier();  // the block before the entry that points at it

@@ -12,8 +12,8 @@
 // Differencing disks: the parent comes from the parent locator (relative_path,
 // then absolute_win32_path) through open_backing(), and must carry the DataWriteGuid
 // the locator's parent_linkage names. A partial write into a block the child does
-// not hold copies the rest of the block from the parent (FULLY_PRESENT); blocks
-// that other writers left PARTIALLY_PRESENT are read through their sector bitmap.
+// not hold stores only the written sectors (PARTIALLY_PRESENT, with their bits in
+// the chunk's sector bitmap block); a whole-block write makes it FULLY_PRESENT.
 #pragma once
 
 #include <atomic>
@@ -71,7 +71,9 @@ class VhdxDevice final : public BlockDevice {
 
   void begin_change(bool visible);
   void write_header_update(Header h);
+  uint64_t allocate_space(uint64_t length);
   void write_block_locked(uint64_t block, uint64_t in, std::span<const uint8_t> data);
+  void write_sectors_locked(uint64_t block, uint64_t in, std::span<const uint8_t> data);
   void set_entry(uint64_t index, uint64_t entry);
   void zero_range_locked(uint64_t offset, uint64_t length, bool may_unmap, bool whole_blocks_only);
   void write_metadata();

@@ -211,6 +211,18 @@ TEST_F(VhdxTest, DifferencingDiskReadsThroughParent) {
   r = arche({"image", "info", "--json", child});
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["format-specific"]["data"]["subformat"], "differencing");
+  // A small write into a block the child does not hold stores only its sectors.
+  const std::string small = dir.file("small.vhdx");
+  ASSERT_EQ(arche({"image", "create", "-f", "vhdx", "-b", "base.vhdx", small}).exit_code, 0);
+  const uint64_t before = allocated_bytes(small);
+  ASSERT_EQ(arche({"image", "write", small, "3000000", "--pattern", "0x44", "--length", "100000"}).exit_code, 0);
+  EXPECT_LT(allocated_bytes(small) - before, 1200u * 1024) << "a 100 KB write copied a whole block";
+  std::vector<uint8_t> expect_small = parent;
+  std::fill_n(expect_small.begin() + 3000000, 100000, 0x44);
+  EXPECT_EQ(read_image(small), expect_small);
+  auto m = arche({"image", "map", "--json", small});
+  EXPECT_NE(m.out.find("\"depth\":1"), std::string::npos) << m.out;  // parent shows through
+  EXPECT_NE(m.out.find("\"depth\":0"), std::string::npos) << m.out;
   EXPECT_EQ(j["backing-filename"], ".\\base.vhdx");
 
   // Make a present block PARTIALLY_PRESENT with a sector bitmap that keeps only its
@@ -223,10 +235,19 @@ TEST_F(VhdxTest, DifferencingDiskReadsThroughParent) {
     if (vx::bat_state(entry) == vx::kFullyPresent) block = b;
   }
   ASSERT_NE(block, UINT64_MAX);
-  const uint64_t sb = (File::open(child, OpenMode::read_only).size() + (1 << 20) - 1) / (1 << 20) * (1 << 20);
-  std::vector<uint8_t> bitmap(1 << 20, 0);
+  // The chunk's sector bitmap block: the one the child has (other partial blocks
+  // keep their bits), or a new one at the end of the file.
+  const uint64_t sb_entry = load_le64(pread_file(child, l.bat_offset + bl.bitmap_index(block / bl.chunk_ratio) * 8, 8).data());
+  const bool have_sb = vx::bat_state(sb_entry) == vx::kSbPresent;
+  const uint64_t sb = have_sb ? vx::bat_offset(sb_entry)
+                              : (File::open(child, OpenMode::read_only).size() + (1 << 20) - 1) / (1 << 20) * (1 << 20);
+  std::vector<uint8_t> bitmap = have_sb ? pread_file(child, sb, 1 << 20) : std::vector<uint8_t>(1 << 20, 0);
   const uint64_t sectors = l.meta.block_size / 512, first_bit = (block % bl.chunk_ratio) * sectors;
-  for (uint64_t s = sectors / 2; s < sectors; ++s) bitmap[(first_bit + s) / 8] |= static_cast<uint8_t>(1 << ((first_bit + s) % 8));
+  for (uint64_t s = 0; s < sectors; ++s) {
+    const uint64_t bit = first_bit + s;
+    if (s < sectors / 2) bitmap[bit / 8] &= static_cast<uint8_t>(~(1 << (bit % 8)));
+    else bitmap[bit / 8] |= static_cast<uint8_t>(1 << (bit % 8));
+  }
   pwrite_file(child, sb, bitmap);
   std::vector<uint8_t> e(8);
   store_le64(e.data(), vx::bat_entry(vx::kPartiallyPresent, vx::bat_offset(entry)));
