@@ -154,7 +154,7 @@ class VhdxDriver final : public FormatDriver {
     std::vector<RegionEntry> regions = {{kBatRegion, p.bat_offset, static_cast<uint32_t>(p.bat_length), true},
                                         {kMetadataRegion, p.metadata_offset, static_cast<uint32_t>(MiB), true}};
     std::vector<uint8_t> table = encode_region_table(regions);
-    for (uint64_t at : kRegionTableOffsets) file.write_all(at, table);
+    for (uint64_t at : kRegionTableOffsets) foreign::write_into_zeroed(file, at, table);
     foreign::write_into_zeroed(file, p.metadata_offset, encode_metadata(m, MiB));
 
     uint64_t end = p.payload_offset;
