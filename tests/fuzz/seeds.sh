@@ -61,5 +61,37 @@ OVF
   cp "$tmp/d1/disk.vmdk" "$tmp/disk.vmdk"
   tar -C "$tmp" -cf "$dir/ova" vm.ovf disk.vmdk
   ;;
+vhd_fuzz)
+  i=0
+  for opts in "subformat=dynamic" "subformat=fixed" "subformat=dynamic,force_size=on"; do
+    f="$tmp/s$i.vhd"
+    qemu-img create -q -f vpc -o "$opts" "$f" 3M
+    qemu-io -c "write -P 0x11 0 64k" -c "write -z 128k 64k" -f vpc "$f" >/dev/null
+    cp "$f" "$dir/seed$i"
+    i=$((i+1))
+  done
+  ;;
+vhdx_fuzz)
+  # The target places four 256 KiB parts of its input at 0, 1, 2 and 3 MiB of a
+  # file: cut real images the same way (qemu puts log, BAT and metadata there).
+  i=0
+  for opts in "subformat=dynamic,block_size=1M" "subformat=fixed,block_size=1M" "block_size=8M"; do
+    f="$tmp/s$i.vhdx"
+    qemu-img create -q -f vhdx -o "$opts" "$f" 8M
+    qemu-io -c "write -P 0x11 0 64k" -c "write -z 2M 1M" -c "write -P 0x22 5M 4k" -f vhdx "$f" >/dev/null
+    for part in 0 1 2 3; do dd if="$f" bs=256K count=1 skip=$((part * 4)) status=none; done > "$dir/seed$i"
+    i=$((i+1))
+  done
+  ;;
+vdi_fuzz)
+  i=0
+  for opts in "static=off" "static=on"; do
+    f="$tmp/s$i.vdi"
+    qemu-img create -q -f vdi -o "$opts" "$f" 2M
+    qemu-io -c "write -P 0x11 0 64k" -c "write -P 0x22 1536k 4k" -f vdi "$f" >/dev/null
+    cp "$f" "$dir/seed$i"
+    i=$((i+1))
+  done
+  ;;
 *) echo "seeds.sh: no seeds for $target" >&2 ;;
 esac

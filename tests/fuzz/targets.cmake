@@ -1,3 +1,6 @@
 # The fuzz targets: one line each. Built by the clang project in project/.
 fuzz_target(qcow2_fuzz ${ARCHE_ROOT}/tests/fuzz/qcow2_fuzz.cpp arche_image)
 fuzz_target(vmdk_fuzz ${ARCHE_ROOT}/tests/fuzz/vmdk_fuzz.cpp arche_image)
+fuzz_target(vhd_fuzz ${ARCHE_ROOT}/tests/fuzz/vhd_fuzz.cpp arche_image)
+fuzz_target(vhdx_fuzz ${ARCHE_ROOT}/tests/fuzz/vhdx_fuzz.cpp arche_image)
+fuzz_target(vdi_fuzz ${ARCHE_ROOT}/tests/fuzz/vdi_fuzz.cpp arche_image)
