@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "core/file.h"
+#include "image/format.h"
 #include "tests/image/image_test_util.h"
 
 namespace arche::test {
@@ -24,8 +25,8 @@ const std::vector<Format>& formats() {
       {"qcow2", "qcow2", {}, true},
       {"vmdk_sparse", "vmdk", {"-o", "subformat=monolithicSparse"}, true},
       {"vmdk_stream", "vmdk", {"-o", "subformat=streamOptimized"}, true},
-      {"vhd_fixed", "vpc", {"-o", "subformat=fixed"}, false},
-      {"vhd_dynamic", "vpc", {"-o", "subformat=dynamic"}, true},
+      {"vhd_fixed", "vpc", {"-o", "subformat=fixed,force_size=on"}, false},
+      {"vhd_dynamic", "vpc", {"-o", "subformat=dynamic,force_size=on"}, true},
       {"vhdx", "vhdx", {}, true},
       {"vdi", "vdi", {}, true},
   };
@@ -34,8 +35,8 @@ const std::vector<Format>& formats() {
 
 constexpr uint64_t kDisk = 128 << 20;
 
-// 24 MiB of data in three places, zeros inside data, holes elsewhere; a size every
-// format represents exactly (a multiple of 2 MiB, see VHD geometry).
+// 24 MiB of data in three places, zeros inside data, holes elsewhere. VHD keeps the
+// exact size with force_size=on (otherwise it rounds up to a CHS geometry, as qemu).
 uint64_t make_source(const std::string& path) {
   std::vector<uint8_t> raw(kDisk, 0);
   std::vector<uint8_t> a = random_bytes(8 << 20, 1), b = random_bytes(8 << 20, 2);
@@ -70,7 +71,9 @@ TEST_P(ConversionMatrix, RoundTripsEqualAndSparse) {
   r = arche(args);
   ASSERT_EQ(r.exit_code, 0) << from.name << " -> " << to.name << ": " << r.err;
 
-  EXPECT_EQ(read_all_arche(dst), read_file(dir.file("orig.raw"))) << from.name << " -> " << to.name;
+  image::OpenOptions o;
+  o.format = to.format;  // a fixed VHD is raw data plus a footer: it cannot be probed
+  EXPECT_EQ(read_all(*image::open_image(dst, o)), read_file(dir.file("orig.raw"))) << from.name << " -> " << to.name;
   CommandResult cmp = qemu_img({"compare", "-f", "raw", "-F", to.format, dir.file("orig.raw"), dst});
   EXPECT_EQ(cmp.exit_code, 0) << from.name << " -> " << to.name << ": " << cmp.out << cmp.err;
   if (to.sparse) {
