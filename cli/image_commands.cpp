@@ -127,12 +127,13 @@ struct CreateArgs {
 void add_create(CLI::App& group, Context& ctx) {
   auto* cmd = group.add_subcommand("create", "Create a new image (optionally an overlay on a backing file)");
   auto a = std::make_shared<CreateArgs>();
-  cmd->add_option("-f,--format", a->format, "Image format: qcow2 or raw")->capture_default_str();
+  cmd->add_option("-f,--format", a->format, "Image format: qcow2, raw, vmdk, vpc (VHD), vhdx or vdi")->capture_default_str();
   cmd->add_option("-b,--backing", a->backing, "Backing file (relative paths are relative to FILE's directory)");
   cmd->add_option("-F,--backing-format", a->backing_format, "Format of the backing file (default: probe and record)");
   cmd->add_option("-o,--options", a->options,
-                  "Format options: cluster_size=N, compression_type=zlib|zstd, lazy_refcounts=on|off, "
-                  "refcount_bits=N, compat=0.10|1.1")->allow_extra_args(false);
+                  "Format options (docs/image-formats.md): qcow2 cluster_size=N, compression_type=zlib|zstd, "
+                  "lazy_refcounts=on|off, refcount_bits=N, compat=0.10|1.1; vmdk subformat=monolithicSparse|streamOptimized, "
+                  "adapter_type=...; vpc subformat=fixed|dynamic, force_size=on; vhdx subformat=fixed|dynamic; vdi static=on")->allow_extra_args(false);
   cmd->add_flag("--overwrite", a->overwrite, "Replace FILE if it exists");
   cmd->add_option("file", a->file, "Image to create")->required();
   cmd->add_option("size", a->size_text, "Virtual size, e.g. 10G (default with -b: the backing file's size)");
@@ -325,7 +326,7 @@ void add_convert(CLI::App& group, Context& ctx) {
   auto* cmd = group.add_subcommand("convert", "Copy an image (with its backing chain) into a new image of any format");
   auto a = std::make_shared<ConvertArgs>();
   cmd->add_option("-f,--format", a->source_format, "Source format (default: probe)");
-  cmd->add_option("-O,--output-format", a->target_format, "Target format: qcow2 or raw")->required();
+  cmd->add_option("-O,--output-format", a->target_format, "Target format: qcow2, raw, vmdk, vpc (VHD), vhdx or vdi")->required();
   cmd->add_flag("-c,--compress", a->compress, "Store clusters compressed (qcow2; zlib unless -o compression_type=zstd)");
   cmd->add_option("-o,--options", a->options, "Target format options, as for image create")->allow_extra_args(false);
   cmd->add_option("-m,--threads", a->threads, "Worker threads (default: one per core)");
