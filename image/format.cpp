@@ -127,6 +127,7 @@ void create_image(const std::string& path, const CreateOptions& options) {
     }
   }
   const FormatDriver& driver = driver_for(options.format);
+  resolved.final_path = path;
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
     if (!options.overwrite) fail(ErrorCategory::exists, "{} is a block device; pass --overwrite to format it", path);

@@ -37,6 +37,9 @@ struct CreateOptions {
   // Driver options from "-o key=value,...". Drivers reject keys they do not know.
   std::map<std::string, std::string> options;
   bool overwrite = false;  // replace an existing file (otherwise: exists error)
+  // The name the image will have. create() is handed a temporary name to build
+  // under; a format that records its own file name (a VMDK extent) records this one.
+  std::string final_path;
 };
 
 struct Measurement {

@@ -153,6 +153,7 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
 
   CreateOptions create = options.target;
   create.size = size;
+  create.final_path = target_path;
   const FormatDriver& driver = driver_for(create.format);
 
   // A block device is written in place; a file is built under a temporary name.

@@ -33,15 +33,6 @@ uint32_t random_cid() {
   }
 }
 
-// create() is handed the temporary name the image is built under (".NAME.arche-
-// tmp-PID-N", see PendingFile); the descriptor must name the file it will have.
-std::string final_basename(const std::string& path) {
-  std::string base = boost::filesystem::path(path).filename().string();
-  size_t tag = base.rfind(".arche-tmp-");
-  if (base.size() > 1 && base[0] == '.' && tag != std::string::npos && tag > 1) return base.substr(1, tag - 1);
-  return base;
-}
-
 }  // namespace
 
 CreateSettings parse_create_settings(const std::map<std::string, std::string>& options) {
@@ -137,7 +128,7 @@ void create(const std::string& path, const CreateOptions& options) {
   ExtentLine extent;
   extent.sectors = size / kSector;
   extent.type = ExtentType::sparse;
-  extent.filename = final_basename(path);
+  extent.filename = boost::filesystem::path(options.final_path.empty() ? path : options.final_path).filename().string();
   d.extents.push_back(extent);
   const uint64_t heads = s.adapter_type == "ide" ? 16 : 255;
   d.ddb = {{"ddb.virtualHWVersion", s.hwversion},
