@@ -22,7 +22,7 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 demo: build
-	./scripts/demo.sh $(BUILD)/cli/arche
+	./scripts/demo.sh $(BUILD)/cli/arche $(BUILD)/tests/hv/guest/guest.elf
 
 bench: build
 	./bench/convert.sh $(BUILD)/cli/arche
