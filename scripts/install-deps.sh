@@ -16,6 +16,8 @@ packages=(
   qemu-utils                          # qemu-img: the referee for image formats
   e2fsprogs fdisk util-linux          # mkfs.ext4 -d, sfdisk, losetup (bench images)
   coreutils procps
+  borgbackup restic time              # bench/backup.sh anchors and peak RSS (/usr/bin/time -v)
+  attr                                # getfattr/setfattr: xattr fixtures of the backup tests
 )
 
 missing=()
