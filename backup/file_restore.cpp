@@ -13,6 +13,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 
 #include "backup/pipeline.h"
 #include "backup/tree_store.h"
@@ -45,6 +46,24 @@ struct Selection {
   bool whole = false;
   bool found = false;  // marked while restoring, to report paths not in the snapshot
 };
+
+// Writes `data` at `offset`, skipping 4 KiB blocks of zeros: the file was truncated
+// to its size, so they stay holes (a sparse file restores sparse).
+void write_nonzero_blocks(const File& file, uint64_t offset, std::span<const uint8_t> data) {
+  constexpr size_t kBlock = 4096;
+  for (size_t pos = 0; pos < data.size();) {
+    size_t n = std::min(kBlock, data.size() - pos);
+    if (all_zero(data.subspan(pos, n))) {
+      pos += n;
+      continue;
+    }
+    size_t end = pos + n;
+    while (end < data.size() && !all_zero(data.subspan(end, std::min(kBlock, data.size() - end))))
+      end += std::min(kBlock, data.size() - end);
+    file.write_all(offset + pos, data.subspan(pos, end - pos));
+    pos = end;
+  }
+}
 
 class FileRestorer {
  public:
@@ -79,12 +98,23 @@ class FileRestorer {
       throw;
     }
     report_missing(selection, "");
+    // Files whose chunks are damaged are removed, not left looking restored.
+    for (const auto& [path, error] : failed_) {
+      warn("{} not restored: {}", path, error);
+      ::unlink(path.c_str());
+    }
     // Metadata last: files and links first, then directories from the deepest up.
-    for (const auto& [path, node] : entries_) apply_metadata(path, node);
+    for (const auto& [path, node] : entries_)
+      if (!failed_.count(path)) apply_metadata(path, node);
     for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) apply_metadata(it->first, it->second);
     progress_.finish();
     stats_.bytes = bytes_;
     stats_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (!failed_.empty())
+      fail(ErrorCategory::corrupt,
+           "{} file{} could not be restored because the repository is damaged (the rest was restored); run: arche "
+           "backup check --read-data",
+           failed_.size(), failed_.size() == 1 ? "" : "s");
     return stats_;
   }
 
@@ -184,13 +214,22 @@ class FileRestorer {
     file->truncate(n.size);  // holes where chunks are all zero
     uint64_t offset = 0;
     for (const ChunkRef& c : chunks) {
-      pipeline_.submit([this, file, c, offset, what] {
+      pipeline_.submit([this, file, c, offset, what, dest] {
         thread_local std::vector<uint8_t> frame, scratch;
-        std::span<const uint8_t> plain = repo_.read_blob(c.id, frame, scratch, what);
-        if (plain.size() != c.length)
-          fail(ErrorCategory::corrupt, "{}: chunk {} has {} bytes, expected {}", what, c.id.short_hex(), plain.size(),
-               c.length);
-        if (!all_zero(plain)) file->write_all(offset, plain);
+        std::span<const uint8_t> plain;
+        try {
+          plain = repo_.read_blob(c.id, frame, scratch, what);
+          if (plain.size() != c.length)
+            fail(ErrorCategory::corrupt, "{}: chunk {} has {} bytes, expected {}", what, c.id.short_hex(),
+                 plain.size(), c.length);
+        } catch (const Error& e) {
+          // Damage in the repository spoils this file only: note it, go on with the rest.
+          if (e.category() != ErrorCategory::corrupt) throw;
+          std::lock_guard lock(failed_mutex_);
+          failed_.try_emplace(dest, e.what());
+          return;
+        }
+        write_nonzero_blocks(*file, offset, plain);
         bytes_ += plain.size();
         progress_.add(plain.size());
       });
@@ -229,6 +268,8 @@ class FileRestorer {
   std::vector<std::pair<std::string, Node>> entries_;
   std::vector<std::pair<std::string, Node>> dirs_;
   std::map<std::pair<uint64_t, uint64_t>, std::string> links_;
+  std::mutex failed_mutex_;
+  std::map<std::string, std::string> failed_;  // restored path -> why its content is missing
   FileRestoreStats stats_;
   std::atomic<uint64_t> bytes_{0};
   Progress progress_;

@@ -37,7 +37,8 @@ struct Reader {
   }
   uint64_t u64(const char* key) const {
     const Json& v = at(key);
-    if (!v.is_number_unsigned()) fail(ErrorCategory::corrupt, "{}: field '{}' is not a count", what, key);
+    if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
+      fail(ErrorCategory::corrupt, "{}: field '{}' is not a count", what, key);
     return v.get<uint64_t>();
   }
   int64_t i64(const char* key) const {
@@ -76,7 +77,8 @@ struct Reader {
   std::vector<uint64_t> counts(const char* key) const {
     std::vector<uint64_t> out;
     for (const Json& v : array(key)) {
-      if (!v.is_number_unsigned()) fail(ErrorCategory::corrupt, "{}: '{}' holds a non-count", what, key);
+      if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
+        fail(ErrorCategory::corrupt, "{}: '{}' holds a non-count", what, key);
       out.push_back(v.get<uint64_t>());
     }
     return out;

@@ -206,9 +206,12 @@ void add_create(CLI::App& group, Context& ctx) {
       say(ctx, fmt::format("image {}: {} ({} allocated), read {}{}", i.name, format_size(i.size),
                            format_size(i.allocated_bytes), format_size(i.bytes_read),
                            i.incremental_from.empty() ? "" : " (incremental)"));
-    if (!s.paths.empty())
+    if (!s.paths.empty()) {
+      uint64_t image_bytes = 0;
+      for (const ImageRecord& i : s.images) image_bytes += i.bytes_read;
       say(ctx, fmt::format("files: {} files, {} directories, {} unchanged, {} read", s.stats.files, s.stats.dirs,
-                           s.stats.unchanged_files, format_size(s.stats.bytes_read)));
+                           s.stats.unchanged_files, format_size(s.stats.bytes_read - image_bytes)));
+    }
     say(ctx, fmt::format("snapshot {} ({}) created in {:.2f} s: {} new data, {} added to the repository", s.name,
                          s.short_id(), s.stats.seconds, format_size(s.stats.new_bytes),
                          format_size(s.stats.stored_bytes)));
@@ -306,7 +309,12 @@ void add_list(CLI::App& group, Context& ctx) {
   add_json_flag(cmd, ctx);
   cmd->callback([&ctx, a] {
     auto repo = open_repo(a->repo, a->pass);
-    std::vector<Snapshot> all = load_snapshots(*repo);
+    // A damaged manifest must not hide the others: list what is readable, say what
+    // is not, and exit 2 like check.
+    std::vector<std::string> damaged;
+    std::vector<Snapshot> all = load_snapshots(*repo, &damaged);
+    for (const std::string& d : damaged) std::fprintf(stderr, "arche: %s\n", d.c_str());
+    if (!damaged.empty()) ctx.exit_code = 2;
     if (ctx.json) {
       Json list = Json::array();
       for (const Snapshot& s : all) list.push_back(snapshot_summary_json(s));
