@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <unistd.h>
+
 #include <cstring>
 #include <mutex>
 
@@ -66,7 +68,7 @@ Id Id::from(std::span<const uint8_t> data) {
 
 Id Id::random() {
   Id id;
-  random_fill(id.bytes);
+  random_nonce(id.bytes);
   return id;
 }
 
@@ -80,6 +82,26 @@ void crypto_init() {
 void random_fill(std::span<uint8_t> out) {
   crypto_init();
   randombytes_buf(out.data(), out.size());
+}
+
+void random_nonce(std::span<uint8_t> out) {
+  struct Generator {
+    uint8_t key[crypto_stream_chacha20_KEYBYTES];
+    uint64_t counter = 0;
+    pid_t pid = 0;
+    ~Generator() { sodium_memzero(key, sizeof key); }
+  };
+  thread_local Generator g;
+  if (g.pid != ::getpid()) {  // first use in this thread, or a forked child: new key
+    random_fill(g.key);
+    g.counter = 0;
+    g.pid = ::getpid();
+  }
+  uint8_t nonce[crypto_stream_chacha20_NONCEBYTES];
+  static_assert(sizeof nonce == sizeof g.counter);
+  std::memcpy(nonce, &g.counter, sizeof nonce);
+  ++g.counter;
+  crypto_stream_chacha20(out.data(), out.size(), nonce, g.key);
 }
 
 void wipe(void* data, size_t size) { sodium_memzero(data, size); }

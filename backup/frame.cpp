@@ -53,7 +53,7 @@ size_t encode_frame(std::span<uint8_t> out, const RepoKeys& keys, BlobKind kind,
   h[6] = h[7] = 0;
   store_le32(h + 8, sealed);
   std::memcpy(h + 12, id.bytes.data(), kIdSize);
-  random_fill(std::span(h + 12 + kIdSize, kNonceSize));
+  random_nonce(std::span(h + 12 + kIdSize, kNonceSize));
   aead_seal(out.subspan(kFrameHeaderSize, sealed), out.subspan(kFrameHeaderSize, 1 + n), out.first(kFrameHeaderSize),
             std::span(h + 12 + kIdSize, kNonceSize), keys.encryption_key());
   const size_t length = align_up(kFrameHeaderSize + sealed, kFrameAlign);

@@ -26,7 +26,7 @@ std::vector<uint8_t> seal_object(const RepoKeys& keys, std::string_view magic8, 
   w.le16(version.minor);
   w.le32(compress ? kFlagCompressed : 0);
   std::array<uint8_t, kNonceSize> nonce;
-  random_fill(nonce);
+  random_nonce(nonce);
   w.bytes(nonce);
   std::vector<uint8_t> out = w.take();
   out.resize(kObjectHeaderSize + payload.size() + kTagSize);

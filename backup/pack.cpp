@@ -210,7 +210,7 @@ uint32_t PackWriter::append(std::span<const uint8_t> frame, const Id& id, BlobKi
 PackInfo PackWriter::finish() {
   std::vector<uint8_t> plain = encode_footer_entries(entries_);
   std::vector<uint8_t> footer(kNonceSize + plain.size() + kTagSize);
-  random_fill(std::span(footer).first(kNonceSize));
+  random_nonce(std::span(footer).first(kNonceSize));
   aead_seal(std::span(footer).subspan(kNonceSize), plain, footer_aad(header_, id_), std::span(footer).first(kNonceSize),
             keys_.encryption_key());
   file_.write_all(size_, footer);
