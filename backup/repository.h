@@ -36,7 +36,7 @@ struct RepoSettings {
   uint32_t cdc_min = 256u << 10;         // FastCDC for files: minimum,
   uint32_t cdc_avg = 1u << 20;           // normal (target average) and
   uint32_t cdc_max = 4u << 20;           // maximum chunk size
-  int32_t compression_level = 3;         // zstd level for new chunks (create can override)
+  int32_t compression_level = 1;         // zstd level for new chunks (create can override; docs/backup.md)
   uint32_t pack_size = 16u << 20;        // packs are closed when they reach this size
 };
 // Throws a usage error (or corrupt, for a config read from disk) when out of range.

@@ -112,7 +112,7 @@ Json stats_json(const SnapshotStats& st) {
 
 struct InitArgs {
   std::string repo, chunk_size, pack_size, kdf_memory;
-  int compression = 3;
+  int compression = 1;
   uint64_t kdf_ops = 3;
   PassArgs pass;
 };
