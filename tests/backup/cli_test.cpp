@@ -12,7 +12,7 @@ namespace fs = boost::filesystem;
 namespace arche::backup::test {
 namespace {
 
-class Cli : public ::testing::Test {
+class BackupCli : public ::testing::Test {
  protected:
   void SetUp() override {
     use_passphrase();
@@ -25,7 +25,7 @@ class Cli : public ::testing::Test {
   std::string repo, src;
 };
 
-TEST_F(Cli, ListInfoAndDiff) {
+TEST_F(BackupCli, ListInfoAndDiff) {
   write_random_file(src + "/a", 500000, 71);
   write_random_file(src + "/d/b", 200000, 72);
   write_random_file(dir.file("disk.raw"), 4u << 20, 73);
@@ -73,7 +73,7 @@ TEST_F(Cli, ListInfoAndDiff) {
   EXPECT_EQ(backup({"create", repo + "::latest", src}).exit_code, 64);
 }
 
-TEST_F(Cli, PruneRemovesWhatThePolicyDropsAndFreesTheSpace) {
+TEST_F(BackupCli, PruneRemovesWhatThePolicyDropsAndFreesTheSpace) {
   // Five snapshots, each with data of its own and data shared by all.
   write_random_file(src + "/shared", 2u << 20, 80);
   for (int i = 0; i < 5; ++i) {
@@ -118,7 +118,7 @@ TEST_F(Cli, PruneRemovesWhatThePolicyDropsAndFreesTheSpace) {
   EXPECT_EQ(backup({"prune", repo}).exit_code, 64) << "no rule: refused, not 'remove everything'";
 }
 
-TEST_F(Cli, RepairIndexRebuildsItFromThePacks) {
+TEST_F(BackupCli, RepairIndexRebuildsItFromThePacks) {
   write_random_file(src + "/a", 3u << 20, 90);
   write_random_file(dir.file("disk.raw"), 3u << 20, 91);
   backup_ok({"create", repo + "::x", src, "--image", dir.file("disk.raw")});

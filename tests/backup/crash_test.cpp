@@ -26,7 +26,7 @@ size_t count_packs(const std::string& repo) {
   return n;
 }
 
-TEST(Crash, SigkillDuringABackupLeavesTheRepositoryUsable) {
+TEST(BackupCrash, SigkillDuringABackupLeavesTheRepositoryUsable) {
   use_passphrase();
   TempDir dir;
   const std::string repo = dir.file("repo");

@@ -12,7 +12,7 @@
 namespace arche::backup {
 namespace {
 
-TEST(Crypto, IdHexRoundTripsAndRejectsGarbage) {
+TEST(BackupCrypto, IdHexRoundTripsAndRejectsGarbage) {
   Id id = Id::random();
   EXPECT_EQ(Id::from_hex(id.hex()), id);
   EXPECT_EQ(id.hex().size(), 64u);
@@ -23,7 +23,7 @@ TEST(Crypto, IdHexRoundTripsAndRejectsGarbage) {
   EXPECT_FALSE(id.is_zero());
 }
 
-TEST(Crypto, ChunkIdsAreKeyedAndDeterministic) {
+TEST(BackupCrypto, ChunkIdsAreKeyedAndDeterministic) {
   RepoKeys a = RepoKeys::generate(), b = RepoKeys::generate();
   std::vector<uint8_t> data = arche::test::random_bytes(100000, 1);
   EXPECT_EQ(a.chunk_id(data), a.chunk_id(data));
@@ -40,7 +40,7 @@ TEST(Crypto, ChunkIdsAreKeyedAndDeterministic) {
   EXPECT_NE(std::memcmp(a.encryption_key(), a.master().data(), kKeySize), 0);
 }
 
-TEST(Crypto, AeadDetectsEveryKindOfTampering) {
+TEST(BackupCrypto, AeadDetectsEveryKindOfTampering) {
   RepoKeys k = RepoKeys::generate();
   std::vector<uint8_t> plain = arche::test::random_bytes(1000, 2), aad = {1, 2, 3};
   std::array<uint8_t, kNonceSize> nonce{};
@@ -63,7 +63,7 @@ TEST(Crypto, AeadDetectsEveryKindOfTampering) {
   EXPECT_FALSE(aead_open(out, sealed, aad, nonce, other.encryption_key()));
 }
 
-TEST(Crypto, SecretBytesShrinkZeroesTheTail) {
+TEST(BackupCrypto, SecretBytesShrinkZeroesTheTail) {
   SecretBytes s(16);
   std::memset(s.data(), 0xaa, 16);
   s.shrink(4);
@@ -71,7 +71,7 @@ TEST(Crypto, SecretBytesShrinkZeroesTheTail) {
   for (int i = 4; i < 16; ++i) EXPECT_EQ(s.data()[i], 0) << i;
 }
 
-TEST(KeySlot, WrapsAndUnwrapsTheMasterKeyOnlyWithThePassphrase) {
+TEST(BackupKeySlot, WrapsAndUnwrapsTheMasterKeyOnlyWithThePassphrase) {
   RepoKeys keys = RepoKeys::generate();
   Id repo = Id::random();
   const std::string pass = "correct horse", wrong = "correct hors";
@@ -93,7 +93,7 @@ TEST(KeySlot, WrapsAndUnwrapsTheMasterKeyOnlyWithThePassphrase) {
   EXPECT_EQ(unwrap_key_slot(tampered, std::span(reinterpret_cast<const uint8_t*>(pass.data()), pass.size())).size(), 0u);
 }
 
-TEST(KeySlot, RefusesDamageUnknownVersionsAndAbsurdParameters) {
+TEST(BackupKeySlot, RefusesDamageUnknownVersionsAndAbsurdParameters) {
   RepoKeys keys = RepoKeys::generate();
   const std::string pass = "p";
   KeySlot slot = make_key_slot(Id::random(), keys.master(),

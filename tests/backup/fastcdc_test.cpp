@@ -21,7 +21,7 @@ std::vector<size_t> cut_all(const FastCdc& cdc, std::span<const uint8_t> data) {
 
 const CdcParams kParams{16 << 10, 64 << 10, 256 << 10};
 
-TEST(FastCdc, ChunkSizesStayWithinBoundsAndAverageNearTheTarget) {
+TEST(BackupFastCdc, ChunkSizesStayWithinBoundsAndAverageNearTheTarget) {
   RepoKeys keys = RepoKeys::generate();
   FastCdc cdc(kParams, keys.chunker_seed());
   std::vector<uint8_t> data = arche::test::random_bytes(16 << 20, 7);
@@ -41,7 +41,7 @@ TEST(FastCdc, ChunkSizesStayWithinBoundsAndAverageNearTheTarget) {
   EXPECT_LT(average, kParams.avg_size * 2.0);
 }
 
-TEST(FastCdc, AnInsertionChangesOnlyTheChunksAroundIt) {
+TEST(BackupFastCdc, AnInsertionChangesOnlyTheChunksAroundIt) {
   RepoKeys keys = RepoKeys::generate();
   FastCdc cdc(kParams, keys.chunker_seed());
   std::vector<uint8_t> data = arche::test::random_bytes(8 << 20, 8);
@@ -61,7 +61,7 @@ TEST(FastCdc, AnInsertionChangesOnlyTheChunksAroundIt) {
   EXPECT_GE(shared + 3, a.size()) << "content-defined cuts must resynchronise after an insertion";
 }
 
-TEST(FastCdc, CutsDependOnTheRepositoryKeyAndNotOnHowDataArrives) {
+TEST(BackupFastCdc, CutsDependOnTheRepositoryKeyAndNotOnHowDataArrives) {
   RepoKeys k1 = RepoKeys::generate(), k2 = RepoKeys::generate();
   FastCdc a(kParams, k1.chunker_seed()), b(kParams, k2.chunker_seed());
   std::vector<uint8_t> data = arche::test::random_bytes(4 << 20, 9);

@@ -139,7 +139,7 @@ void build_tree(const std::string& root) {
   set_mtime(root + "/docs/deep/er", 1200000000, 0);
 }
 
-class FileBackup : public ::testing::Test {
+class BackupFiles : public ::testing::Test {
  protected:
   void SetUp() override {
     use_passphrase();
@@ -157,7 +157,7 @@ class FileBackup : public ::testing::Test {
   std::string repo, src;
 };
 
-TEST_F(FileBackup, TreeWithLinksXattrsAndOddNamesRestoresIdentically) {
+TEST_F(BackupFiles, TreeWithLinksXattrsAndOddNamesRestoresIdentically) {
   Json j = create("one");
   EXPECT_GE(j["stats"]["files"].get<uint64_t>(), 14u);
   const std::string out = dir.file("out");
@@ -187,7 +187,7 @@ TEST_F(FileBackup, TreeWithLinksXattrsAndOddNamesRestoresIdentically) {
   EXPECT_EQ(check.exit_code, 0) << check.out;
 }
 
-TEST_F(FileBackup, UnchangedFilesAreNotReadAgain) {
+TEST_F(BackupFiles, UnchangedFilesAreNotReadAgain) {
   Json first = create("one");
   EXPECT_GT(first["stats"]["bytes-read"].get<uint64_t>(), 23u << 20);
   Json second = create("two");
@@ -207,7 +207,7 @@ TEST_F(FileBackup, UnchangedFilesAreNotReadAgain) {
   EXPECT_EQ(fourth["stats"]["bytes-read"], 3u << 20);
 }
 
-TEST_F(FileBackup, RestoreOfSelectedPaths) {
+TEST_F(BackupFiles, RestoreOfSelectedPaths) {
   create("one");
   const std::string out = dir.file("out");
   backup_ok({"restore", repo + "::one", "--to", out, src + "/docs/deep", src + "/small.bin"});
@@ -223,7 +223,7 @@ TEST_F(FileBackup, RestoreOfSelectedPaths) {
   backup_ok({"restore", repo + "::one", "--to", out, src + "/small.bin", "--overwrite"});
 }
 
-TEST_F(FileBackup, ExcludesAndTheRepositoryItselfAreSkipped) {
+TEST_F(BackupFiles, ExcludesAndTheRepositoryItselfAreSkipped) {
   // A repository inside the backed-up tree is not backed up into itself.
   const std::string inner = src + "/repo-inside";
   init_repo(inner);
@@ -238,7 +238,7 @@ TEST_F(FileBackup, ExcludesAndTheRepositoryItselfAreSkipped) {
   EXPECT_FALSE(fs::exists(out + src + "/repo-inside/config")) << "the repository was backed up into itself";
 }
 
-TEST_F(FileBackup, SeveralPathsAndSingleFiles) {
+TEST_F(BackupFiles, SeveralPathsAndSingleFiles) {
   const std::string other = dir.file("other");
   fs::create_directories(other);
   write_random_file(other + "/x", 100, 5);

@@ -34,7 +34,7 @@ ErrorCategory category_of(const std::function<void()>& fn) {
   return ErrorCategory::internal;
 }
 
-TEST(Frame, RoundTripsCompressibleAndIncompressibleData) {
+TEST(BackupFrame, RoundTripsCompressibleAndIncompressibleData) {
   RepoKeys keys = RepoKeys::generate();
   for (bool random : {false, true}) {
     std::vector<uint8_t> plain = random ? random_bytes(300000, 3) : std::vector<uint8_t>(300000, 'a');
@@ -56,7 +56,7 @@ TEST(Frame, RoundTripsCompressibleAndIncompressibleData) {
   }
 }
 
-TEST(Frame, EveryFlippedByteIsDetected) {
+TEST(BackupFrame, EveryFlippedByteIsDetected) {
   RepoKeys keys = RepoKeys::generate();
   std::vector<uint8_t> plain = random_bytes(5000, 4);
   Id id = keys.chunk_id(plain);
@@ -80,7 +80,7 @@ TEST(Frame, EveryFlippedByteIsDetected) {
   EXPECT_EQ(category_of([&] { open_frame(stranger, copy, &id, scratch, "f"); }), ErrorCategory::corrupt);
 }
 
-TEST(Frame, NewerFrameVersionIsUnsupported) {
+TEST(BackupFrame, NewerFrameVersionIsUnsupported) {
   RepoKeys keys = RepoKeys::generate();
   std::vector<uint8_t> plain(100, 1), buf(frame_bound(100));
   buf.resize(encode_frame(buf, keys, BlobKind::data, keys.chunk_id(plain), plain, 1));
@@ -88,7 +88,7 @@ TEST(Frame, NewerFrameVersionIsUnsupported) {
   EXPECT_EQ(category_of([&] { parse_frame_header(buf, "f"); }), ErrorCategory::unsupported);
 }
 
-TEST(Object, RoundTripsAndRefusesTamperingAndNewerVersions) {
+TEST(BackupObject, RoundTripsAndRefusesTamperingAndNewerVersions) {
   RepoKeys keys = RepoKeys::generate();
   std::vector<uint8_t> payload(5000, 'x');
   for (bool compress : {false, true}) {
@@ -112,7 +112,7 @@ TEST(Object, RoundTripsAndRefusesTamperingAndNewerVersions) {
   EXPECT_EQ(category_of([&] { open_object(keys, bomb, "ARCHETST", 1, "t", 1000); }), ErrorCategory::corrupt);
 }
 
-TEST(Pack, WriteReadFooterAndScanFrames) {
+TEST(BackupPack, WriteReadFooterAndScanFrames) {
   TempDir dir;
   const std::string root = dir.path();
   for (const char* d : {"/data"}) ASSERT_EQ(::mkdir((root + d).c_str(), 0700), 0);
@@ -159,7 +159,7 @@ TEST(Pack, WriteReadFooterAndScanFrames) {
   EXPECT_EQ(category_of([&] { read_pack_index(g, pack_id, repo_id, keys); }), ErrorCategory::corrupt);
 }
 
-TEST(Pack, TrailerAndFooterDecodersRejectImpossibleLayouts) {
+TEST(BackupPack, TrailerAndFooterDecodersRejectImpossibleLayouts) {
   PackTrailer t{48, 24 + 4 + 45 + 16, 1, 0};
   std::vector<uint8_t> ok = encode_pack_trailer(t);
   EXPECT_NO_THROW(decode_pack_trailer(ok, 48 + t.footer_length + kPackTrailerSize, "p"));
@@ -179,7 +179,7 @@ TEST(Pack, TrailerAndFooterDecodersRejectImpossibleLayouts) {
   EXPECT_THROW(decode_footer_entries(bytes, 1000, "p"), Error);
 }
 
-TEST(Index, PayloadRoundTripsAndMemoryStaysAt40BytesPerChunk) {
+TEST(BackupIndex, PayloadRoundTripsAndMemoryStaysAt40BytesPerChunk) {
   static_assert(ChunkIndex::kBytesPerEntry == 40);
   std::vector<PackInfo> packs(3);
   for (auto& p : packs) {
@@ -226,7 +226,7 @@ TEST(Index, PayloadRoundTripsAndMemoryStaysAt40BytesPerChunk) {
   EXPECT_THROW(decode_index_payload(truncated, "i"), Error);
 }
 
-TEST(Tree, RoundTripsAndRejectsDangerousNames) {
+TEST(BackupTree, RoundTripsAndRejectsDangerousNames) {
   Tree t;
   Node a;
   a.name = "a file with spaces\nand newline \xff\xfe";
@@ -268,7 +268,7 @@ TEST(Tree, RoundTripsAndRejectsDangerousNames) {
   EXPECT_THROW(decode_tree(encode_tree(mismatched), "t"), Error) << "a symlink with content";
 }
 
-TEST(ChunkList, RoundTripsAndBoundsItsEntries) {
+TEST(BackupChunkList, RoundTripsAndBoundsItsEntries) {
   std::vector<Id> ids(100);
   for (auto& id : ids) id = Id::random();
   ids[50] = Id{};  // a hole
@@ -280,7 +280,7 @@ TEST(ChunkList, RoundTripsAndBoundsItsEntries) {
   EXPECT_THROW(decode_file_list(encode_file_list(zero), "l"), Error);
 }
 
-TEST(Snapshot, ManifestRoundTripsAndMissingFieldsAreCorrupt) {
+TEST(BackupSnapshot, ManifestRoundTripsAndMissingFieldsAreCorrupt) {
   Snapshot s;
   s.name = "nightly-2026-11-21";
   s.time_ns = 1763700000123456789;
@@ -319,7 +319,7 @@ TEST(Snapshot, ManifestRoundTripsAndMissingFieldsAreCorrupt) {
             ErrorCategory::corrupt);
 }
 
-TEST(Config, SettingsAreSealedAndValidated) {
+TEST(BackupConfig, SettingsAreSealedAndValidated) {
   RepoKeys keys = RepoKeys::generate();
   RepoConfigHeader h;
   h.repo_id = Id::random();
@@ -337,7 +337,7 @@ TEST(Config, SettingsAreSealedAndValidated) {
   EXPECT_EQ(category_of([&] { decode_config_header(v2, "c"); }), ErrorCategory::unsupported);
 }
 
-TEST(RepoRef, SplitsAtTheLastDoubleColon) {
+TEST(BackupRepoRef, SplitsAtTheLastDoubleColon) {
   EXPECT_EQ(split_repo_ref("/srv/repo::nightly", true), std::make_pair(std::string("/srv/repo"), std::string("nightly")));
   EXPECT_EQ(split_repo_ref("/srv/repo", false).first, "/srv/repo");
   EXPECT_THROW(split_repo_ref("/srv/repo", true), Error);

@@ -63,7 +63,7 @@ void drop_from_page_cache(const std::string& path) {
   ::close(fd);
 }
 
-class ImageBackup : public ::testing::Test {
+class BackupImages : public ::testing::Test {
  protected:
   void SetUp() override {
     use_passphrase();
@@ -74,7 +74,7 @@ class ImageBackup : public ::testing::Test {
   std::string repo;
 };
 
-TEST_F(ImageBackup, BenchLikeImageRestoresByteIdenticalAsRawAndQcow2) {
+TEST_F(BackupImages, BenchLikeImageRestoresByteIdenticalAsRawAndQcow2) {
   ARCHE_REQUIRE_PROGRAM("qemu-img");
   const std::string disk = dir.file("disk.raw");
   make_test_image(disk);
@@ -117,7 +117,7 @@ TEST_F(ImageBackup, BenchLikeImageRestoresByteIdenticalAsRawAndQcow2) {
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
 }
 
-TEST_F(ImageBackup, IncrementalOverlayReadsOnlyOverlayClustersAndRestoresEqual) {
+TEST_F(BackupImages, IncrementalOverlayReadsOnlyOverlayClustersAndRestoresEqual) {
   const std::string base = dir.file("base.raw"), overlay = dir.file("overlay.qcow2");
   write_random_file(base, 32u << 20, 11);
   let_settle();
@@ -161,7 +161,7 @@ TEST_F(ImageBackup, IncrementalOverlayReadsOnlyOverlayClustersAndRestoresEqual) 
   EXPECT_EQ(full["stats"]["new-chunks"], 0u) << "the same content gives the same chunks and the same list";
 }
 
-TEST_F(ImageBackup, ChangedBackingFileIsNotTrusted) {
+TEST_F(BackupImages, ChangedBackingFileIsNotTrusted) {
   const std::string base = dir.file("base.raw"), overlay = dir.file("ov.qcow2");
   write_random_file(base, 8u << 20, 12);
   let_settle();
@@ -181,7 +181,7 @@ TEST_F(ImageBackup, ChangedBackingFileIsNotTrusted) {
   EXPECT_EQ(arche({"image", "compare", overlay, dir.file("out.raw")}).exit_code, 0);
 }
 
-TEST_F(ImageBackup, UnchangedImageIsTakenFromTheEarlierSnapshot) {
+TEST_F(BackupImages, UnchangedImageIsTakenFromTheEarlierSnapshot) {
   const std::string disk = dir.file("same.raw");
   write_random_file(disk, 5u << 20, 13);
   let_settle();
@@ -193,7 +193,7 @@ TEST_F(ImageBackup, UnchangedImageIsTakenFromTheEarlierSnapshot) {
   EXPECT_TRUE(same_content(disk, dir.file("o.raw")));
 }
 
-TEST_F(ImageBackup, UnalignedSizeAndAllZeroImagesRoundTrip) {
+TEST_F(BackupImages, UnalignedSizeAndAllZeroImagesRoundTrip) {
   const std::string odd = dir.file("odd.raw"), zero = dir.file("zero.raw");
   write_random_file(odd, (3u << 20) + 12345, 14);
   { File f = File::open(zero, OpenMode::create_new); f.truncate(10u << 20); }
@@ -207,7 +207,7 @@ TEST_F(ImageBackup, UnalignedSizeAndAllZeroImagesRoundTrip) {
   EXPECT_EQ(allocated_bytes(dir.file("zero.out")), 0u);
 }
 
-TEST_F(ImageBackup, RestoreTellsWhatIsWrong) {
+TEST_F(BackupImages, RestoreTellsWhatIsWrong) {
   const std::string disk = dir.file("d.raw");
   write_random_file(disk, 1u << 20, 15);
   create_json({repo + "::s", "--image", disk});
@@ -222,7 +222,7 @@ TEST_F(ImageBackup, RestoreTellsWhatIsWrong) {
   EXPECT_EQ(r.exit_code, 66);
 }
 
-TEST_F(ImageBackup, RestoreOntoABlockDevice) {
+TEST_F(BackupImages, RestoreOntoABlockDevice) {
   ARCHE_SKIP_UNLESS_ROOT();
   ARCHE_REQUIRE_PROGRAM("losetup");
   const std::string disk = dir.file("d.raw"), backing = dir.file("device.img");
@@ -242,7 +242,7 @@ TEST_F(ImageBackup, RestoreOntoABlockDevice) {
   run({"losetup", "-d", device});
 }
 
-TEST_F(ImageBackup, SnapshotDeviceReadsOnlyTheChunksItTouches) {
+TEST_F(BackupImages, SnapshotDeviceReadsOnlyTheChunksItTouches) {
   const std::string disk = dir.file("big.raw");
   write_random_file(disk, 16u << 20, 18);
   create_json({repo + "::s", "--image", disk});

@@ -22,7 +22,7 @@ size_t lines(const std::string& text) {
   return n;
 }
 
-class Integrity : public ::testing::Test {
+class BackupIntegrity : public ::testing::Test {
  protected:
   void SetUp() override {
     use_passphrase();
@@ -33,7 +33,7 @@ class Integrity : public ::testing::Test {
   std::string repo;
 };
 
-TEST_F(Integrity, NoPlaintextInTheRepositoryAndAWrongPassphraseIsOneClearError) {
+TEST_F(BackupIntegrity, NoPlaintextInTheRepositoryAndAWrongPassphraseIsOneClearError) {
   const std::string marker = "ARCHE-MARKER-Kundendaten-Mueller-GmbH-4711";
   const std::string name_marker = "geheime-Bilanz-2026";
   const std::string disk = dir.file("disk.raw");
@@ -92,7 +92,7 @@ void flip_bit(const std::string& path, uint64_t offset) {
   f.write_all(offset, std::span(&b, 1));
 }
 
-TEST_F(Integrity, AFlippedBitIsFoundNamedAndNeverRestoredSilently) {
+TEST_F(BackupIntegrity, AFlippedBitIsFoundNamedAndNeverRestoredSilently) {
   // Two snapshots that share nothing: the damage hits one.
   const std::string victim_dir = dir.file("victim"), other_dir = dir.file("other");
   fs::create_directories(victim_dir + "/sub");
@@ -152,7 +152,7 @@ TEST_F(Integrity, AFlippedBitIsFoundNamedAndNeverRestoredSilently) {
   EXPECT_TRUE(fs::is_directory(dir.file("v") + victim_dir + "/sub"));
 }
 
-TEST_F(Integrity, TruncatedAndDamagedRepositoryFilesGiveClearErrors) {
+TEST_F(BackupIntegrity, TruncatedAndDamagedRepositoryFilesGiveClearErrors) {
   const std::string data = dir.file("d.raw");
   write_random_file(data, 2u << 20, 31);
   backup_ok({"create", repo + "::a", "--image", data});
@@ -197,7 +197,7 @@ TEST_F(Integrity, TruncatedAndDamagedRepositoryFilesGiveClearErrors) {
   EXPECT_EQ(lines(prune.err), 1u) << prune.err;
 }
 
-TEST_F(Integrity, AFullDiskFailsCleanlyAndDamagesNothing) {
+TEST_F(BackupIntegrity, AFullDiskFailsCleanlyAndDamagesNothing) {
   ARCHE_SKIP_UNLESS_ROOT();
   const std::string small_disk = dir.file("small");
   fs::create_directories(small_disk);

@@ -97,7 +97,7 @@ std::vector<Case> cases() {
   };
 }
 
-TEST(PrunePolicy, KeepsExactlyWhatThePolicySays) {
+TEST(BackupPrunePolicy, KeepsExactlyWhatThePolicySays) {
   for (const Case& c : cases()) {
     std::vector<Snapshot> snaps;
     for (const char* t : c.times) {
@@ -119,7 +119,7 @@ TEST(PrunePolicy, KeepsExactlyWhatThePolicySays) {
   }
 }
 
-TEST(PrunePolicy, ReasonsNameTheRules) {
+TEST(BackupPrunePolicy, ReasonsNameTheRules) {
   std::vector<Snapshot> snaps(2);
   snaps[0].time_ns = at("2026-11-20 12:00");
   snaps[1].time_ns = at("2026-11-21 12:00");
@@ -131,7 +131,7 @@ TEST(PrunePolicy, ReasonsNameTheRules) {
   EXPECT_EQ(d[0].reasons, (std::vector<std::string>{"daily"}));
 }
 
-TEST(PrunePolicy, DurationsParse) {
+TEST(BackupPrunePolicy, DurationsParse) {
   const int64_t s = 1000000000;
   EXPECT_EQ(parse_duration("12h"), 12 * 3600 * s);
   EXPECT_EQ(parse_duration("7d"), 7 * 86400 * s);

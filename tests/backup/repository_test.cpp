@@ -17,7 +17,7 @@ namespace fs = boost::filesystem;
 namespace arche::backup::test {
 namespace {
 
-class RepositoryTest : public ::testing::Test {
+class BackupRepository : public ::testing::Test {
  protected:
   void SetUp() override {
     use_passphrase();
@@ -28,7 +28,7 @@ class RepositoryTest : public ::testing::Test {
   std::string repo;
 };
 
-TEST_F(RepositoryTest, InitMakesTheLayoutAndRefusesToOverwrite) {
+TEST_F(BackupRepository, InitMakesTheLayoutAndRefusesToOverwrite) {
   for (const char* sub : {"config", "keys", "data/00", "data/ff", "index", "snapshots", "locks"})
     EXPECT_TRUE(fs::exists(repo + "/" + sub)) << sub;
   EXPECT_EQ(std::distance(fs::directory_iterator(repo + "/keys"), fs::directory_iterator()), 1);
@@ -43,7 +43,7 @@ TEST_F(RepositoryTest, InitMakesTheLayoutAndRefusesToOverwrite) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
 }
 
-TEST_F(RepositoryTest, PassphraseComesFromEnvironmentFileOrCommandNeverTheCommandLine) {
+TEST_F(BackupRepository, PassphraseComesFromEnvironmentFileOrCommandNeverTheCommandLine) {
   const std::string file = dir.file("pass");
   arche::test::write_file(file, std::vector<uint8_t>(kPassphrase, kPassphrase + std::strlen(kPassphrase)));
   ::unsetenv("ARCHE_PASSPHRASE");
@@ -59,7 +59,7 @@ TEST_F(RepositoryTest, PassphraseComesFromEnvironmentFileOrCommandNeverTheComman
   use_passphrase();
 }
 
-TEST_F(RepositoryTest, KeySlotsAddChangeAndRemove) {
+TEST_F(BackupRepository, KeySlotsAddChangeAndRemove) {
   ::setenv("ARCHE_NEW_PASSPHRASE", "second passphrase", 1);
   backup_ok({"key", "add", repo, "--kdf-memory", "8M", "--kdf-ops", "1"});
   Json slots = Json::parse(backup_ok({"key", "list", repo, "--json"}).out);
@@ -93,7 +93,7 @@ void plant_lock(Repository& r, const LockInfo& l) {
   r.write_named_file("locks", l.name, seal_object(r.keys(), "ARCHELCK", {1, 0}, encode_lock_payload(l), false), false);
 }
 
-TEST_F(RepositoryTest, LocksOfDeadProcessesAreClearedLiveOnesBlock) {
+TEST_F(BackupRepository, LocksOfDeadProcessesAreClearedLiveOnesBlock) {
   auto r = open_repo(repo);
   write_random_file(dir.file("d"), 1000, 61);
   {
@@ -152,7 +152,7 @@ TEST_F(RepositoryTest, LocksOfDeadProcessesAreClearedLiveOnesBlock) {
   EXPECT_TRUE(fs::is_empty(repo + "/locks"));
 }
 
-TEST_F(RepositoryTest, ChunkStoreDeduplicatesAndRotatesPacks) {
+TEST_F(BackupRepository, ChunkStoreDeduplicatesAndRotatesPacks) {
   TempDir d2;
   const std::string small_packs = d2.file("repo");
   init_repo(small_packs, {"--pack-size", "1M"});
