@@ -26,6 +26,7 @@ demo: build
 
 bench: build
 	./bench/convert.sh $(BUILD)/cli/arche
+	./bench/backup.sh $(BUILD)/cli/arche
 
 clean:
 	rm -rf $(BUILD)
