@@ -2,9 +2,8 @@
 // resize, measure. Syntax follows qemu-img where it has the same command.
 #include <fmt/format.h>
 
-#include <unistd.h>
-
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <memory>
 #include <string>
@@ -19,6 +18,7 @@
 #include "image/ops/compare.h"
 #include "image/ops/convert.h"
 #include "image/ops/rebase.h"
+#include "image/ova/ova_import.h"
 
 namespace arche::cli {
 
@@ -132,7 +132,7 @@ void add_create(CLI::App& group, Context& ctx) {
   cmd->add_option("-F,--backing-format", a->backing_format, "Format of the backing file (default: probe and record)");
   cmd->add_option("-o,--options", a->options,
                   "Format options: cluster_size=N, compression_type=zlib|zstd, lazy_refcounts=on|off, "
-                  "refcount_bits=N, compat=0.10|1.1");
+                  "refcount_bits=N, compat=0.10|1.1")->allow_extra_args(false);
   cmd->add_flag("--overwrite", a->overwrite, "Replace FILE if it exists");
   cmd->add_option("file", a->file, "Image to create")->required();
   cmd->add_option("size", a->size_text, "Virtual size, e.g. 10G (default with -b: the backing file's size)");
@@ -327,7 +327,7 @@ void add_convert(CLI::App& group, Context& ctx) {
   cmd->add_option("-f,--format", a->source_format, "Source format (default: probe)");
   cmd->add_option("-O,--output-format", a->target_format, "Target format: qcow2 or raw")->required();
   cmd->add_flag("-c,--compress", a->compress, "Store clusters compressed (qcow2; zlib unless -o compression_type=zstd)");
-  cmd->add_option("-o,--options", a->options, "Target format options, as for image create");
+  cmd->add_option("-o,--options", a->options, "Target format options, as for image create")->allow_extra_args(false);
   cmd->add_option("-m,--threads", a->threads, "Worker threads (default: one per core)");
   cmd->add_flag("--sync", a->sync, "fsync the target before it appears under its name");
   cmd->add_flag("--overwrite", a->overwrite, "Replace DST if it exists");
@@ -353,12 +353,13 @@ void add_convert(CLI::App& group, Context& ctx) {
                       {"virtual-size", s.virtual_size},
                       {"bytes-read", s.bytes_read},
                       {"bytes-written", s.bytes_written},
+                      {"file-bytes", s.file_bytes},
                       {"seconds", s.seconds}});
       return;
     }
-    say(ctx, fmt::format("converted {} -> {} ({}): {} virtual, {} of data in {:.2f} s", a->src, a->dst,
+    say(ctx, fmt::format("converted {} -> {} ({}): {} virtual, {} of data, {} on disk, in {:.2f} s", a->src, a->dst,
                          image::driver_for(a->target_format).name(), format_size(s.virtual_size),
-                         format_size(s.bytes_written), s.seconds));
+                         format_size(s.bytes_written), format_size(s.file_bytes), s.seconds));
   });
 }
 
@@ -471,7 +472,7 @@ void add_measure(CLI::App& group, Context& ctx) {
   auto* cmd = group.add_subcommand("measure", "How much space a conversion to a format needs");
   auto a = std::make_shared<MeasureArgs>();
   cmd->add_option("-O,--output-format", a->target_format, "Target format")->required();
-  cmd->add_option("-o,--options", a->options, "Target format options, as for image create");
+  cmd->add_option("-o,--options", a->options, "Target format options, as for image create")->allow_extra_args(false);
   cmd->add_option("-f,--format", a->format, "Source format (default: probe)");
   cmd->add_option("--size", a->size_text, "Measure an empty image of this size instead of a source");
   cmd->add_option("src", a->file, "Source image");
@@ -552,8 +553,11 @@ void add_write(CLI::App& group, Context& ctx) {
         what = fmt::format("discarded {} bytes", *length);
       } else {
         if (a->pattern.empty()) fail(ErrorCategory::usage, "image write: give --from, --pattern, --zeroes or --discard");
-        unsigned long value = std::stoul(a->pattern, nullptr, 0);
-        if (value > 255) fail(ErrorCategory::usage, "image write: --pattern must be a byte value (0 to 255)");
+        char* end = nullptr;
+        unsigned long value = std::strtoul(a->pattern.c_str(), &end, 0);
+        if (a->pattern.empty() || *end != '\0' || value > 255)
+          fail(ErrorCategory::usage, "image write: --pattern must be a byte value, 0 to 255 or 0x00 to 0xff (got '{}')",
+               a->pattern);
         std::vector<uint8_t> buf(std::min<uint64_t>(*length, 4 * MiB), static_cast<uint8_t>(value));
         for (uint64_t done = 0; done < *length;) {
           uint64_t m = std::min<uint64_t>(buf.size(), *length - done);
@@ -588,16 +592,16 @@ void add_read(CLI::App& group, Context&) {
     o.force_share = a->force_share;
     std::unique_ptr<BlockDevice> dev = image::open_image(a->file, o);
     const uint64_t offset = parse_size(a->offset_text, "offset"), length = parse_size(a->length_text, "length");
-    File out = a->to.empty() ? File::adopt(UniqueFd(::dup(STDOUT_FILENO)), "stdout", true)
-                             : File::open(a->to, OpenMode::create_truncate);
+    std::optional<File> out;
+    if (!a->to.empty()) out = File::open(a->to, OpenMode::create_truncate);
     std::vector<uint8_t> buf(std::min<uint64_t>(length, 4 * MiB));
     for (uint64_t done = 0; done < length;) {
       uint64_t m = std::min<uint64_t>(buf.size(), length - done);
       dev->read(offset + done, std::span(buf.data(), m));
-      if (a->to.empty()) {
-        if (std::fwrite(buf.data(), 1, m, stdout) != m) fail(ErrorCategory::io, "write to stdout failed");
-      } else {
-        out.write_all(done, std::span(buf.data(), m));
+      if (out) {
+        out->write_all(done, std::span(buf.data(), m));
+      } else if (std::fwrite(buf.data(), 1, m, stdout) != m) {
+        fail(ErrorCategory::io, "write to stdout failed");
       }
       done += m;
     }
@@ -605,10 +609,59 @@ void add_read(CLI::App& group, Context&) {
   });
 }
 
+// ---- import -------------------------------------------------------------------
+
+struct ImportArgs {
+  std::string package, dir, format = "qcow2";
+  std::vector<std::string> options;
+  bool overwrite = false;
+  unsigned threads = 0;
+};
+
+void add_import(CLI::App& group, Context& ctx) {
+  auto* cmd = group.add_subcommand(
+      "import", "Import a VM from an OVA (or an .ovf with its disks): convert its disks into DIR, write DIR/NAME.toml");
+  auto a = std::make_shared<ImportArgs>();
+  cmd->add_option("-O,--output-format", a->format, "Format of the imported disks")->capture_default_str();
+  cmd->add_option("-o,--options", a->options, "Disk format options, as for image create")->allow_extra_args(false);
+  cmd->add_option("-m,--threads", a->threads, "Worker threads (default: one per core)");
+  cmd->add_flag("--overwrite", a->overwrite, "Replace disks and configurations that exist in DIR");
+  cmd->add_option("package", a->package, "The .ova archive or .ovf descriptor")->required();
+  cmd->add_option("dir", a->dir, "Directory for the disks and the VM configuration (created if missing)")->required();
+  add_json_flag(cmd, ctx);
+  cmd->callback([&ctx, a] {
+    image::ova::ImportOptions o;
+    o.format = a->format;
+    o.options = merge_options(a->options);
+    o.overwrite = a->overwrite;
+    o.threads = a->threads;
+    image::ova::ImportResult r = image::ova::import_package(a->package, a->dir, o);
+    if (ctx.json) {
+      Json machines = Json::array();
+      for (const auto& m : r.machines) {
+        Json disks = Json::array();
+        for (const auto& d : m.disks) disks.push_back(Json{{"path", d.path}, {"format", d.format}, {"virtual-size", d.virtual_size}});
+        machines.push_back(Json{{"name", m.name}, {"config", m.config}, {"cpus", m.cpus}, {"memory", m.memory},
+                                {"disks", disks}, {"nics", m.nics}});
+      }
+      print_json(Json{{"package", a->package}, {"machines", machines}});
+      return;
+    }
+    for (const auto& m : r.machines) {
+      std::string disks;
+      for (const auto& d : m.disks)
+        disks += fmt::format("{}{} ({})", disks.empty() ? "" : ", ", d.path, format_size(d.virtual_size));
+      say(ctx, fmt::format("imported {}: {} CPU(s), {} memory, {} NIC(s), disks: {}; configuration {}", m.name, m.cpus,
+                           m.memory ? format_size(m.memory) : "unknown", m.nics, disks.empty() ? "none" : disks,
+                           m.config));
+    }
+  });
+}
+
 }  // namespace
 
 void register_image_commands(CLI::App& app, Context& ctx) {
-  CLI::App* group = app.add_subcommand("image", "Disk images: create, inspect, check, convert, commit, rebase, resize");
+  CLI::App* group = app.add_subcommand("image", "Disk images: create, inspect, check, convert, commit, rebase, resize, import");
   group->require_subcommand(1);
   add_create(*group, ctx);
   add_info(*group, ctx);
@@ -622,6 +675,7 @@ void register_image_commands(CLI::App& app, Context& ctx) {
   add_measure(*group, ctx);
   add_write(*group, ctx);
   add_read(*group, ctx);
+  add_import(*group, ctx);
 }
 
 }  // namespace arche::cli

@@ -96,6 +96,11 @@ class BlockDevice {
   virtual bool supports_compressed_writes() const { return false; }
   virtual void write_compressed(uint64_t offset, std::span<const uint8_t> block);
 
+  // True when writes must come in increasing, non-overlapping order (a
+  // streamOptimized VMDK being written front to back). Writers such as convert then
+  // issue them in order.
+  virtual bool sequential_writes_only() const { return false; }
+
   // Changes the virtual size. Shrinking drops the data beyond the new end.
   virtual void resize(uint64_t new_size);
 

@@ -10,6 +10,10 @@
 #include "core/log.h"
 #include "image/qcow2/qcow2_driver.h"
 #include "image/raw.h"
+#include "image/vdi/vdi_driver.h"
+#include "image/vhd/vhd_driver.h"
+#include "image/vhdx/vhdx_driver.h"
+#include "image/vmdk/vmdk_driver.h"
 
 namespace arche::image {
 
@@ -20,7 +24,8 @@ namespace {
 constexpr int kMaxChainDepth = 1000;
 
 const std::vector<const FormatDriver*>& drivers() {
-  static const std::vector<const FormatDriver*> all = {&qcow2_driver(), &raw_driver()};
+  static const std::vector<const FormatDriver*> all = {&qcow2_driver(), &vmdk_driver(), &vhd_driver(),
+                                                       &vhdx_driver(), &vdi_driver(),  &raw_driver()};
   return all;
 }
 

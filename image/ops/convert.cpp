@@ -5,11 +5,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/mmap.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
@@ -22,29 +27,114 @@ namespace {
 // skips blocks that are all zero and writes the rest.
 constexpr uint64_t kWindow = 2 * MiB;
 
+struct Piece {
+  uint64_t offset;
+  uint64_t length;
+  const uint8_t* mapped = nullptr;  // the bytes in a read-only mapping of their file
+};
+
 struct Window {
   uint64_t offset;
   uint64_t length;
-  std::vector<std::pair<uint64_t, uint64_t>> data;  // (offset, length) to read
+  std::vector<Piece> data;
 };
 
-std::vector<Window> plan_windows(BlockDevice& source, uint64_t window, uint64_t* data_bytes) {
+// Read-only mappings of the files of the source chain. Data stored uncompressed at a
+// known host offset is written to the target straight from the page cache: one copy
+// instead of a read into a buffer and a write out of it.
+class SourceMappings {
+ public:
+  const uint8_t* find(const Extent& e) {
+    if (!e.host_offset || e.compressed || e.kind != ExtentKind::data) return nullptr;
+    auto it = maps_.find(e.file);
+    if (it == maps_.end()) {
+      Mapping m;
+      try {
+        File f = File::open(e.file, OpenMode::read_only);
+        uint64_t size = f.size();
+        if (size > 0) m = Mapping::of_file(f.fd(), size, 0, false);
+      } catch (const Error&) {
+        // Not mappable (a pipe, a special device): fall back to reads.
+      }
+      it = maps_.emplace(e.file, std::move(m)).first;
+    }
+    const Mapping& m = it->second;
+    if (!m || !range_within(*e.host_offset, e.length, m.size())) return nullptr;
+    return m.data() + *e.host_offset;
+  }
+
+ private:
+  std::map<std::string, Mapping> maps_;
+};
+
+std::vector<Window> plan_windows(BlockDevice& source, uint64_t window, SourceMappings* mappings,
+                                 uint64_t* data_bytes) {
   std::vector<Window> windows;
   *data_bytes = 0;
   for (const Extent& e : source.map()) {
     if (e.kind != ExtentKind::data) continue;
     *data_bytes += e.length;
+    const uint8_t* mapped = mappings ? mappings->find(e) : nullptr;
     for (uint64_t pos = e.offset; pos < e.offset + e.length;) {
       uint64_t w = align_down(pos, window);
       uint64_t end = std::min(e.offset + e.length, w + window);
       if (windows.empty() || windows.back().offset != w)
         windows.push_back({w, std::min(window, source.size() - w), {}});
-      windows.back().data.emplace_back(pos, end - pos);
+      windows.back().data.push_back({pos, end - pos, mapped ? mapped + (pos - e.offset) : nullptr});
       pos = end;
     }
   }
   return windows;
 }
+
+// The window's bytes without copying, when one mapped piece covers all of its
+// data and starts and ends on block boundaries (or at the end of the disk).
+const uint8_t* direct_view(const Window& w, uint64_t block, uint64_t disk_size) {
+  if (w.data.size() != 1 || !w.data[0].mapped) return nullptr;
+  const Piece& p = w.data[0];
+  uint64_t end = p.offset + p.length;
+  if (p.offset % block || (end % block && end != disk_size)) return nullptr;
+  return p.mapped;
+}
+
+// Turn-taking for targets that must be written front to back (a streamOptimized
+// VMDK): windows are still read in parallel, then each waits until every earlier
+// window has written. parallel_for hands windows out in increasing order, so every
+// earlier window is already being worked on. A failure wakes the waiting windows,
+// which give up quietly, so that the failure itself is what gets reported.
+class WindowTurns {
+ public:
+  explicit WindowTurns(bool active) : active_(active) {}
+  // False when another window failed.
+  bool wait(size_t window) {
+    if (!active_) return true;
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return turn_ == window || aborted_; });
+    return !aborted_;
+  }
+  void finish(size_t window, bool ok) {
+    if (!active_) return;
+    std::lock_guard lock(mutex_);
+    if (!ok) aborted_ = true;
+    else if (turn_ == window) ++turn_;
+    changed_.notify_all();
+  }
+
+ private:
+  bool active_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  size_t turn_ = 0;
+  bool aborted_ = false;
+};
+
+// Passes the turn on when a window's work ends, by return or by exception.
+struct TurnRelease {
+  WindowTurns& turns;
+  size_t window;
+  int exceptions = std::uncaught_exceptions();
+  ~TurnRelease() { turns.finish(window, std::uncaught_exceptions() == exceptions); }
+};
 
 bool is_block_device(const std::string& path) {
   struct stat st {};
@@ -92,65 +182,89 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
   const uint64_t block = target->granularity();
 
   uint64_t data_bytes = 0;
-  std::vector<Window> windows = plan_windows(*source, std::max(kWindow, block), &data_bytes);
+  // Another process may change a shared source (-U): never map it, a shrinking file
+  // would fault. Read it through the driver instead.
+  SourceMappings mappings;
+  std::vector<Window> windows =
+      plan_windows(*source, std::max(kWindow, block), options.force_share ? nullptr : &mappings, &data_bytes);
   Progress progress("convert", data_bytes);
   std::atomic<uint64_t> written{0};
+
+  const bool sequential = target->sequential_writes_only();
+  WindowTurns turns(sequential);
 
   ThreadPool pool(options.threads ? options.threads : ThreadPool::default_threads());
   parallel_for(pool, windows.size(), [&](size_t i) {
     const Window& w = windows[i];
+    TurnRelease release{turns, i};
+    // Either the window's data straight from a mapping, or read into a buffer.
     thread_local std::vector<uint8_t> buffer;
-    buffer.assign(w.length, 0);
-    for (auto [offset, length] : w.data) {
-      source->read(offset, std::span(buffer.data() + (offset - w.offset), length));
-      progress.add(length);
+    const uint8_t* bytes = direct_view(w, block, size);
+    uint64_t begin = 0, length = w.length;
+    if (bytes) {
+      begin = w.data[0].offset - w.offset;
+      length = begin + w.data[0].length;
+      bytes -= begin;  // index by position in the window
+      progress.add(w.data[0].length);
+    } else {
+      buffer.assign(w.length, 0);
+      for (const Piece& p : w.data) {
+        if (p.mapped) std::memcpy(buffer.data() + (p.offset - w.offset), p.mapped, p.length);
+        else source->read(p.offset, std::span(buffer.data() + (p.offset - w.offset), p.length));
+        progress.add(p.length);
+      }
+      bytes = buffer.data();
     }
+    if (!turns.wait(i)) return;
     // Write runs of non-zero blocks; compressed writes go one cluster at a time.
-    for (uint64_t pos = 0; pos < w.length;) {
-      uint64_t n = std::min(block, w.length - pos);
-      if (all_zero(std::span(buffer.data() + pos, n))) {
+    for (uint64_t pos = begin; pos < length;) {
+      uint64_t n = std::min(block, length - pos);
+      if (all_zero(std::span(bytes + pos, n))) {
         if (!target_is_zero) target->write_zeroes(w.offset + pos, n, true);
         pos += n;
         continue;
       }
       if (options.compress) {
-        target->write_compressed(w.offset + pos, std::span(buffer.data() + pos, n));
+        target->write_compressed(w.offset + pos, std::span(bytes + pos, n));
         written += n;
         pos += n;
         continue;
       }
       uint64_t end = pos + n;
-      while (end < w.length) {
-        uint64_t m = std::min(block, w.length - end);
-        if (all_zero(std::span(buffer.data() + end, m))) break;
+      while (end < length) {
+        uint64_t m = std::min(block, length - end);
+        if (all_zero(std::span(bytes + end, m))) break;
         end += m;
       }
-      target->write(w.offset + pos, std::span(buffer.data() + pos, end - pos));
+      target->write(w.offset + pos, std::span(bytes + pos, end - pos));
       written += end - pos;
       pos = end;
     }
   });
 
-  if (!target_is_zero) {
+  if (!target_is_zero && !sequential) {  // (a stream stores nothing where there is no data)
     // The device keeps old content where the source has no data: zero it.
     uint64_t pos = 0;
     for (const Window& w : windows)
-      for (auto [offset, length] : w.data) {
-        if (offset > pos) target->write_zeroes(pos, offset - pos, true);
-        pos = offset + length;
+      for (const Piece& p : w.data) {
+        if (p.offset > pos) target->write_zeroes(pos, p.offset - pos, true);
+        pos = p.offset + p.length;
       }
     if (pos < size) target->write_zeroes(pos, size - pos, true);
   }
 
-  if (options.durable) target->flush();
+  // A sequential target completes its stream in flush(), where errors surface.
+  if (options.durable || sequential) target->flush();
   target.reset();  // closes: metadata written
   progress.finish();
   if (pending) pending->commit(options.durable);
+  uint64_t file_bytes = File::open(target_path, OpenMode::read_only).allocated_bytes();
 
   ConvertStats stats;
   stats.virtual_size = size;
   stats.bytes_read = data_bytes;
   stats.bytes_written = written;
+  stats.file_bytes = file_bytes;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;
 }

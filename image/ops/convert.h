@@ -20,6 +20,7 @@ struct ConvertStats {
   uint64_t virtual_size = 0;
   uint64_t bytes_read = 0;     // data read from the source
   uint64_t bytes_written = 0;  // data written to the target (before compression)
+  uint64_t file_bytes = 0;     // space the target occupies on disk
   double seconds = 0;
 };
 

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "core/bytes.h"
 #include "core/endian.h"
@@ -240,12 +241,20 @@ void Checker::count_refcount_structures() {
   std::vector<uint8_t> raw(table_bytes);
   f_.read_exact(h_.refcount_table_offset, raw);
   rc_table_.resize(table_bytes / 8);
+  std::set<uint64_t> seen;
   for (uint64_t i = 0; i < rc_table_.size(); ++i) {
     uint64_t e = load_be64(raw.data() + i * 8);
     if (e == 0) continue;
     if ((e & kRefcountTableReservedMask) || e < cs_ || !range_within(e, cs_, align_up(file_size_, cs_))) {
       corruption(fmt::format("ERROR refcount block {} at 0x{:x} is {}", i, e,
                              (e & kRefcountTableReservedMask) ? "misaligned" : "outside the file"));
+      refcount_structure_broken_ = true;
+      continue;
+    }
+    if (!seen.insert(e).second) {
+      // One block cannot describe two ranges; comparing it twice would also let a
+      // damaged table make the check arbitrarily slow.
+      corruption(fmt::format("ERROR refcount block {} at 0x{:x} is also used by another table entry", i, e));
       refcount_structure_broken_ = true;
       continue;
     }

@@ -197,7 +197,9 @@ Header parse_header(std::span<const uint8_t> buf, uint64_t file_size, const std:
   return h;
 }
 
-std::vector<uint8_t> encode_header(const Header& h) {
+namespace {
+
+std::vector<uint8_t> encode_header_with(const Header& h, bool feature_table) {
   ByteWriter w;
   w.be32(kMagic);
   w.be32(h.version);
@@ -233,7 +235,7 @@ std::vector<uint8_t> encode_header(const Header& h) {
   auto text = [](const std::string& s) { return std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size()); };
   if (!h.backing_file.empty() && h.backing_format) extension(kExtBackingFormat, text(*h.backing_format));
   if (h.data_file) extension(kExtDataFile, text(*h.data_file));
-  if (h.version >= 3) {
+  if (h.version >= 3 && feature_table) {
     ByteWriter table;
     for (const FeatureName& f : h.feature_names.empty() ? default_feature_names() : h.feature_names) {
       table.u8(f.type);
@@ -258,6 +260,17 @@ std::vector<uint8_t> encode_header(const Header& h) {
          w.size(), h.cluster_size());
   w.zeros(h.cluster_size() - w.size());
   return w.take();
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_header(const Header& h) {
+  // The feature name table is optional: small clusters leave it out, as QEMU does.
+  try {
+    return encode_header_with(h, true);
+  } catch (const Error&) {
+    return encode_header_with(h, false);
+  }
 }
 
 CompressedRef decode_compressed(uint64_t entry, uint32_t cluster_bits) {

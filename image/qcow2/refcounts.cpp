@@ -33,6 +33,13 @@ void Refcounts::load() {
            file_.path(), i, e);
     table_[i] = e;
   }
+  std::vector<uint64_t> used;
+  for (uint64_t e : table_)
+    if (e) used.push_back(e);
+  std::sort(used.begin(), used.end());
+  if (std::adjacent_find(used.begin(), used.end()) != used.end())
+    fail(ErrorCategory::corrupt, "{}: qcow2 refcount table uses one block twice; repair with: arche image check -r all",
+         file_.path());
 }
 
 uint64_t Refcounts::max_refcount() const {

@@ -11,4 +11,4 @@ mkdir -p "$work/corpus"
 "$here/seeds.sh" "$name" "$work/corpus"
 cd "$work"
 # -rss_limit_mb keeps a runaway allocation a finding, not an OOM of the CI machine.
-"$bin" -runs="$runs" -max_total_time=120 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 corpus 2>&1 | tail -n 25
+"$bin" -runs="$runs" -max_total_time=120 -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 corpus 2>&1 | tail -n 25

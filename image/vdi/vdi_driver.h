@@ -1,0 +1,10 @@
+// The VDI FormatDriver: probe, open, create (static=on|off), measure, check.
+#pragma once
+
+#include "image/format.h"
+
+namespace arche::image {
+
+const FormatDriver& vdi_driver();
+
+}  // namespace arche::image
