@@ -223,8 +223,8 @@ std::unique_ptr<Repository> Repository::open(const std::string& path, std::span<
   if (!repo->keys_) {
     if (tried == 0)
       fail(ErrorCategory::crypto, "{}: no usable key slot in keys/{}", path, damaged ? " (the key files are damaged)" : "");
-    fail(ErrorCategory::crypto, "wrong passphrase: none of the {} key slot{} of {} opens with it", tried,
-         tried == 1 ? "" : "s", path);
+    if (tried == 1) fail(ErrorCategory::crypto, "wrong passphrase: the key slot of {} does not open with it", path);
+    fail(ErrorCategory::crypto, "wrong passphrase: none of the {} key slots of {} opens with it", tried, path);
   }
   repo->settings_ = decode_config_settings(slurp(repo->root_ + "/config", 1 << 20), *repo->keys_, path + "/config");
   return repo;
