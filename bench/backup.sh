@@ -10,14 +10,18 @@
 # full restore of disk2.raw; repository size after both backups; peak RSS.
 # Every run starts with the input in the page cache (read once before), so the
 # tools compete on the same footing. Targets: docs/backup.md and TARGETS.md.
-# Environment: BENCH_DIR (work directory, default bench-output/backup; images are
-# kept there and reused), MKIMAGE (path of mkimage.sh), KEEP=1 keeps repositories.
+# Environment: BENCH_IMAGES (where disk.raw is made once and shared with
+# bench/convert.sh, default /var/tmp/arche-bench), BENCH_DIR (work directory for
+# disk2.raw, the overlay and the repositories, default BENCH_IMAGES/backup),
+# MKIMAGE (path of mkimage.sh), KEEP=1 keeps the repositories.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 ARCHE=$(realpath "${1:-$root/build/cli/arche}")
-work=${BENCH_DIR:-$root/bench-output/backup}
-mkdir -p "$work"
+images=${BENCH_IMAGES:-/var/tmp/arche-bench}
+work=${BENCH_DIR:-$images/backup}
+mkdir -p "$images" "$work"
+images=$(cd "$images" && pwd)
 work=$(cd "$work" && pwd)
 
 need() { command -v "$1" >/dev/null || { echo "bench/backup.sh: $1 missing (run scripts/install-deps.sh)" >&2; exit 1; }; }
@@ -31,20 +35,23 @@ for candidate in "$root/../shared/bench/mkimage.sh" "$root/../../shared/bench/mk
 done
 [ -n "$mkimage" ] || { echo "bench/backup.sh: mkimage.sh not found; set MKIMAGE" >&2; exit 1; }
 
-cd "$work"
-if [ ! -f disk.raw ]; then
-  echo "making disk.raw (a few minutes) ..."
-  bash "$mkimage" base disk.raw
+if [ ! -f "$images/disk.raw" ]; then
+  echo "making $images/disk.raw (a few minutes) ..."
+  bash "$mkimage" base "$images/disk.raw"
 fi
-if [ ! -f disk2.raw ]; then
+# The real file, never a symbolic link: borg and restic would store the link itself.
+disk=$(realpath "$images/disk.raw")
+cd "$work"
+if [ ! -f disk2.raw ] || [ disk2.raw -ot "$disk" ]; then
   [ "$(id -u)" -eq 0 ] || { echo "bench/backup.sh: 'mkimage.sh change' needs root" >&2; exit 1; }
-  bash "$mkimage" change disk.raw disk2.raw
+  rm -f overlay.qcow2
+  bash "$mkimage" change "$disk" disk2.raw
 fi
 # The same change as a qcow2 overlay on disk.raw: qemu-img rebase copies into the
 # overlay exactly the clusters in which disk2.raw differs from disk.raw.
 if [ ! -f overlay.qcow2 ]; then
   qemu-img create -q -f qcow2 -b "$work/disk2.raw" -F raw overlay.qcow2
-  qemu-img rebase -q -b "$work/disk.raw" -F raw overlay.qcow2
+  qemu-img rebase -q -b "$disk" -F raw overlay.qcow2
 fi
 sleep 2  # arche trusts a backing file as unchanged only when its times are settled
 
@@ -66,7 +73,7 @@ size_of() { du -sb "$1" | cut -f1; }
 
 echo "arche ..."
 "$ARCHE" backup init arche-repo -q
-warm disk.raw;  timed arche_first  "$ARCHE" backup create arche-repo::one --image disk.raw -q
+warm "$disk";  timed arche_first  "$ARCHE" backup create arche-repo::one --image "$disk" -q
 cp -a arche-repo arche-ov  # the overlay run starts from the state after the first backup
 warm disk2.raw; timed arche_second "$ARCHE" backup create arche-repo::two --image disk2.raw -q
 warm overlay.qcow2; timed arche_overlay "$ARCHE" backup create arche-ov::two --image overlay.qcow2 -q
@@ -79,7 +86,7 @@ rm -f restore-arche.raw restore-arche-ov.raw
 
 echo "borg ..."
 borg init -e repokey-blake2 borg-repo > /dev/null 2>&1
-warm disk.raw;  timed borg_first  borg create --chunker-params fixed,4194304 -C zstd,3 borg-repo::one disk.raw
+warm "$disk";  timed borg_first  borg create --chunker-params fixed,4194304 -C zstd,3 borg-repo::one "$disk"
 warm disk2.raw; timed borg_second borg create --chunker-params fixed,4194304 -C zstd,3 borg-repo::two disk2.raw
 borg_size=$(size_of borg-repo)
 mkdir -p restore-borg
@@ -88,7 +95,7 @@ rm -rf restore-borg
 
 echo "restic ..."
 restic init -r restic-repo > /dev/null
-warm disk.raw;  timed restic_first  restic -r restic-repo backup disk.raw
+warm "$disk";  timed restic_first  restic -r restic-repo backup "$disk"
 warm disk2.raw; timed restic_second restic -r restic-repo backup disk2.raw
 restic_size=$(size_of restic-repo)
 warm restic-repo; timed restic_restore restic -r restic-repo restore latest --target restore-restic
