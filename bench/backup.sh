@@ -61,13 +61,16 @@ export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS
 rm -rf arche-repo arche-ov borg-repo restic-repo restore-* "$BORG_BASE_DIR" "$RESTIC_CACHE_DIR"
 
 warm() { find "$@" -type f -exec cat {} + > /dev/null; }
-# timed NAME CMD...: runs CMD, records wall seconds and peak RSS (KB) under NAME.
-declare -A secs rss
+# timed NAME CMD...: runs CMD, records wall seconds, peak RSS (KB) and CPU seconds
+# (user + system) under NAME. CPU time is printed too because the machines this runs
+# on are often shared: wall time then depends on the neighbours, CPU time much less.
+declare -A secs rss cpu
 timed() {
-  local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time.$name" "$@" > "$work/log.$name" 2>&1 || {
+  local name=$1 user sys; shift
+  /usr/bin/time -f "%e %M %U %S" -o "$work/time.$name" "$@" > "$work/log.$name" 2>&1 || {
     echo "bench/backup.sh: '$*' failed:" >&2; tail -5 "$work/log.$name" >&2; exit 1; }
-  read -r secs[$name] rss[$name] < "$work/time.$name"
+  read -r secs[$name] rss[$name] user sys < "$work/time.$name"
+  cpu[$name]=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
 }
 size_of() { du -sb "$1" | cut -f1; }
 
@@ -127,6 +130,9 @@ row "second backup via qcow2 overlay (s)" "${secs[arche_overlay]}" "-" "-" "$r3"
 row "full restore of disk2.raw (s)" "${secs[arche_restore]}" "${secs[borg_restore]}" "${secs[restic_restore]}" "$r4" "<= 0.33 x restic" "$(verdict "$r4" 0.33)"
 row "repository size after both" "$(mb "$arche_size")" "$(mb "$borg_size")" "$(mb "$restic_size")" "$r5" "<= borg" "$(verdict "$r5" 1)"
 row "peak RSS while backing up" "$((a_rss / 1024)) MB" "$((b_rss / 1024)) MB" "$((r_rss / 1024)) MB" "-" "<= 64 MB" "$(verdict "$a_rss" 65536)"
+row "CPU s (user+sys), first backup" "${cpu[arche_first]}" "${cpu[borg_first]}" "${cpu[restic_first]}" "$(ratio "${cpu[arche_first]}" "${cpu[borg_first]}")" "(information)" ""
+row "CPU s, second backup / via overlay" "${cpu[arche_second]} / ${cpu[arche_overlay]}" "${cpu[borg_second]}" "${cpu[restic_second]}" "" "(information)" ""
+row "CPU s, full restore" "${cpu[arche_restore]}" "${cpu[borg_restore]}" "${cpu[restic_restore]}" "$(ratio "${cpu[arche_restore]}" "${cpu[restic_restore]}")" "(information)" ""
 echo "(ratios: arche / borg; the restore ratio is arche / restic; the overlay row compares with borg's second backup)"
 
 [ "${KEEP:-0}" = 1 ] || rm -rf arche-repo arche-ov borg-repo restic-repo "$BORG_BASE_DIR" "$RESTIC_CACHE_DIR" time.* log.*
