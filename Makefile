@@ -26,6 +26,7 @@ demo: build
 
 bench: build
 	./bench/convert.sh $(BUILD)/cli/arche
+	./bench/backup.sh $(BUILD)/cli/arche
 	./bench/boot.sh $(BUILD)/cli/arche $(BUILD)/tests/hv/guest/guest.elf
 
 clean:

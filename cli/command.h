@@ -24,6 +24,7 @@ void say(const Context& ctx, const std::string& line);
 
 // Registration of the command groups (one file each).
 void register_image_commands(CLI::App& app, Context& ctx);
+void register_backup_commands(CLI::App& app, Context& ctx);
 void register_vm_commands(CLI::App& app, Context& ctx);
 
 }  // namespace arche::cli

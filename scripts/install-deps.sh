@@ -22,6 +22,8 @@ packages=(
   qemu-system-x86                     # the test guest under QEMU; bench/boot.sh anchor
   busybox-static cpio                 # initrd for the Linux boot test
   iproute2                            # TAP devices in the virtio-net test
+  borgbackup restic time              # bench/backup.sh anchors and peak RSS (/usr/bin/time -v)
+  attr                                # getfattr/setfattr: xattr fixtures of the backup tests
 )
 
 missing=()

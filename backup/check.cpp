@@ -1,0 +1,399 @@
+#include "backup/check.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/filesystem.hpp>
+#include <map>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "backup/chunk_list.h"
+#include "backup/chunk_store.h"
+#include "backup/lock.h"
+#include "backup/pipeline.h"
+#include "backup/snapshot.h"
+#include "backup/tree_store.h"
+#include "core/crc32c.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+
+namespace fs = boost::filesystem;
+
+namespace arche::backup {
+
+namespace {
+
+using IdSet = std::unordered_set<Id, IdHash>;
+
+// Walks every snapshot and calls back for what it references. Trees already seen
+// are skipped unless `every_path` (then each snapshot is walked in full, so damage
+// can be attributed to every file it affects).
+class SnapshotWalker {
+ public:
+  struct Callbacks {
+    // A blob the snapshot needs (chunk, tree piece, list); `where` describes it.
+    std::function<void(const Snapshot&, const Id&, const std::function<std::string()>& where)> blob;
+    // Something could not be read at all.
+    std::function<void(const Snapshot&, const std::string& what, const std::string& error)> unreadable;
+  };
+
+  SnapshotWalker(Repository& repo, Callbacks cb, bool every_path) : repo_(repo), cb_(std::move(cb)), every_(every_path) {}
+
+  void walk(const Snapshot& s) {
+    for (const ImageRecord& image : s.images) walk_image(s, image);
+    if (!s.tree.empty()) walk_tree(s, s.tree, "");
+  }
+
+ private:
+  void walk_image(const Snapshot& s, const ImageRecord& image) {
+    for (size_t b = 0; b < image.lists.size(); ++b) {
+      const uint64_t first = b * kImageListEntries;
+      auto where_list = [&] {
+        return fmt::format("image {}: chunk list {} (bytes {:#x}-{:#x})", image.name, b, first * image.chunk_size,
+                           std::min(image.size, (first + kImageListEntries) * image.chunk_size));
+      };
+      cb_.blob(s, image.lists[b], where_list);
+      std::vector<Id> ids;
+      try {
+        ids = decode_image_list(repo_.read_blob(image.lists[b], where_list()), where_list());
+      } catch (const Error& e) {
+        cb_.unreadable(s, where_list(), e.what());
+        continue;
+      }
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (ids[i].is_zero()) continue;
+        const uint64_t offset = (first + i) * image.chunk_size;
+        cb_.blob(s, ids[i], [&] {
+          return fmt::format("image {} bytes {:#x}-{:#x}", image.name, offset,
+                             std::min<uint64_t>(image.size, offset + image.chunk_size));
+        });
+      }
+    }
+  }
+
+  void walk_tree(const Snapshot& s, const std::vector<Id>& pieces, const std::string& path) {
+    const std::string shown = path.empty() ? "/" : path;
+    for (const Id& id : pieces) cb_.blob(s, id, [&] { return "directory listing of " + shown; });
+    if (!every_) {
+      bool all_seen = true;
+      for (const Id& id : pieces) all_seen &= !seen_trees_.insert(id).second;
+      if (all_seen) return;  // identical to a tree walked before
+    }
+    Tree tree;
+    try {
+      tree = load_tree(repo_, pieces, "directory " + shown);
+    } catch (const Error& e) {
+      cb_.unreadable(s, "directory " + shown, e.what());
+      return;
+    }
+    for (const Node& n : tree.nodes) {
+      const std::string child = path + "/" + n.name;
+      if (n.type == NodeType::dir) {
+        walk_tree(s, n.subtree, child);
+        continue;
+      }
+      if (n.type != NodeType::file) continue;
+      for (const Id& id : n.chunk_lists) cb_.blob(s, id, [&] { return "file " + child + " (its chunk list)"; });
+      std::vector<ChunkRef> chunks;
+      try {
+        chunks = load_file_chunks(repo_, n, "file " + child);
+      } catch (const Error& e) {
+        cb_.unreadable(s, "file " + child, e.what());
+        continue;
+      }
+      for (const ChunkRef& c : chunks) cb_.blob(s, c.id, [&] { return "file " + child; });
+    }
+  }
+
+  Repository& repo_;
+  Callbacks cb_;
+  bool every_;
+  IdSet seen_trees_;
+};
+
+std::string snapshot_label(const Snapshot& s) { return fmt::format("snapshot {} ({})", s.name, s.short_id()); }
+
+bool is_temp_name(const std::string& name) { return !name.empty() && name[0] == '.'; }
+
+// Reads every frame of a pack in order, verifying each chunk, and the pack checksum.
+void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChunk>& damaged, std::mutex& mutex,
+                 std::atomic<uint64_t>& verified, std::vector<std::string>& errors, Progress& progress) {
+  File file;
+  try {
+    file = File::open(repo.pack_path(pack.id), OpenMode::read_only);
+  } catch (const Error& e) {
+    std::lock_guard lock(mutex);
+    errors.push_back(fmt::format("pack {}: {}", pack.id.short_hex(), e.what()));
+    return;
+  }
+  std::vector<PackEntry> entries = pack.entries;
+  std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
+  std::vector<uint8_t> frame, scratch;
+  for (const PackEntry& e : entries) {
+    std::string error;
+    try {
+      frame.resize(e.length);
+      file.read_exact(e.offset, frame);
+      std::span<const uint8_t> plain =
+          open_frame(repo.keys(), frame, &e.id, scratch, fmt::format("pack {}", pack.id.short_hex()));
+      if (plain.size() != e.raw_length)
+        error = fmt::format("decrypts to {} bytes, the index says {}", plain.size(), e.raw_length);
+      else if (repo.keys().chunk_id(plain) != e.id)
+        error = "content does not hash to its id";
+    } catch (const Error& ex) {
+      error = ex.what();
+    }
+    verified += e.length;
+    progress.add(e.length);
+    if (!error.empty()) {
+      std::lock_guard lock(mutex);
+      damaged.push_back({e.id, pack.id, e.offset, error, {}});
+    }
+  }
+  // The checksum over the whole file also covers header and footer.
+  try {
+    std::vector<uint8_t> trailer(kPackTrailerSize);
+    const uint64_t size = file.size();
+    file.read_exact(size - kPackTrailerSize, trailer);
+    PackTrailer t = decode_pack_trailer(trailer, size, "pack " + pack.id.short_hex());
+    uint32_t crc = 0;
+    std::vector<uint8_t> buf(4u << 20);
+    for (uint64_t pos = 0; pos < size - kPackTrailerSize;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - kPackTrailerSize - pos));
+      file.read_exact(pos, std::span(buf.data(), n));
+      crc = crc32c(crc, buf.data(), n);
+      pos += n;
+    }
+    if (crc != t.crc) {
+      std::lock_guard lock(mutex);
+      errors.push_back(fmt::format("pack {}: checksum mismatch (damaged bytes{})", pack.id.short_hex(),
+                                   damaged.empty() ? " outside the chunks" : ""));
+    }
+  } catch (const Error& ex) {
+    std::lock_guard lock(mutex);
+    errors.push_back(fmt::format("pack {}: {}", pack.id.short_hex(), ex.what()));
+  }
+}
+
+}  // namespace
+
+CheckReport check_repository(Repository& repo, const CheckOptions& options) {
+  CheckReport r;
+  RepoLock lock(repo, LockMode::exclusive, "backup check");
+
+  // Key slots.
+  for (const std::string& name : repo.list_files("keys")) {
+    try {
+      decode_key_slot(repo.read_file("keys", name), "key slot " + name);
+    } catch (const Error& e) {
+      r.errors.push_back(e.what());
+    }
+  }
+
+  // Leftovers of interrupted runs: harmless, but worth knowing.
+  size_t temps = 0;
+  for (const char* dir : {"index", "snapshots", "keys"})
+    for (const fs::directory_entry& e : fs::directory_iterator(fs::path(repo.root()) / dir))
+      temps += is_temp_name(e.path().filename().string());
+  for (int i = 0; i < 256; ++i)
+    for (const fs::directory_entry& e : fs::directory_iterator(fs::path(repo.root()) / fmt::format("data/{:02x}", i)))
+      temps += is_temp_name(e.path().filename().string());
+  if (temps)
+    r.notes.push_back(fmt::format("{} temporary files of interrupted runs (removed by the next backup or prune)", temps));
+
+  // Index files, and the packs they list. Each file on its own: one damaged file
+  // does not hide what the others say.
+  std::map<Id, PackInfo> packs;
+  for (const std::string& name : repo.list_files("index")) {
+    const std::string what = "index/" + name.substr(0, 8);
+    try {
+      if (content_hash(repo.read_file("index", name)).hex() != name) {
+        r.errors.push_back(what + ": content does not match its name (damaged)");
+        continue;
+      }
+      for (PackInfo& p : repo.read_index_file(name)) packs.emplace(p.id, std::move(p));
+    } catch (const Error& e) {
+      r.errors.push_back(e.what());
+    }
+  }
+  std::vector<Id> on_disk = repo.list_packs();
+  std::unordered_set<Id, IdHash> present(on_disk.begin(), on_disk.end());
+  size_t unindexed = 0;
+  for (const Id& id : on_disk) unindexed += !packs.count(id);
+  if (unindexed)
+    r.notes.push_back(fmt::format("{} pack{} not in the index (left by an interrupted backup: the next backup reuses "
+                                  "them, repair index adds them, prune deletes them when unused)",
+                                  unindexed, unindexed == 1 ? " is" : "s are"));
+
+  ChunkIndex& index = repo.index();
+  std::vector<PackInfo> good;
+  for (auto& [id, p] : packs) {
+    const std::string what = "pack " + id.short_hex();
+    if (!present.count(id)) {
+      r.errors.push_back(what + ": listed in the index but missing");
+      continue;
+    }
+    try {
+      File f = File::open(repo.pack_path(id), OpenMode::read_only);
+      if (f.size() != p.size)
+        r.errors.push_back(fmt::format("{}: {} bytes, the index says {} (truncated?)", what, f.size(), p.size));
+      PackInfo footer = read_pack_index(f, id, repo.id(), repo.keys());
+      auto key = [](const PackEntry& e) { return std::make_tuple(e.offset, e.id, e.length, e.raw_length); };
+      std::vector<PackEntry> a = p.entries, b = footer.entries;
+      auto by = [&](const PackEntry& x, const PackEntry& y) { return key(x) < key(y); };
+      std::sort(a.begin(), a.end(), by);
+      std::sort(b.begin(), b.end(), by);
+      if (a.size() != b.size() || !std::equal(a.begin(), a.end(), b.begin(), [&](const PackEntry& x, const PackEntry& y) {
+            return key(x) == key(y);
+          }))
+        r.errors.push_back(what + ": the pack's own index disagrees with the repository index");
+    } catch (const Error& e) {
+      r.errors.push_back(e.what());
+    }
+    index.add_pack(p);
+    r.chunks += p.entries.size();
+    good.push_back(p);
+  }
+  index.finalize();
+  r.packs = packs.size();
+
+  // Snapshots: everything they reference must be in the index and readable.
+  std::vector<std::string> damaged_manifests;
+  std::vector<Snapshot> snapshots = load_snapshots(repo, &damaged_manifests);
+  for (const std::string& d : damaged_manifests) r.errors.push_back(d);
+  for (const std::string& name : repo.list_files("snapshots")) {
+    std::vector<uint8_t> bytes;
+    try {
+      bytes = repo.read_file("snapshots", name);
+    } catch (const Error&) {
+      continue;
+    }
+    if (content_hash(bytes).hex() != name)
+      r.errors.push_back("snapshot file " + name.substr(0, 8) + ": content does not match its name (damaged)");
+  }
+  r.snapshots = snapshots.size();
+  size_t missing_reported = 0;
+  SnapshotWalker::Callbacks cb;
+  cb.blob = [&](const Snapshot& s, const Id& id, const std::function<std::string()>& where) {
+    if (index.contains(id)) return;
+    if (++missing_reported <= 100)
+      r.errors.push_back(fmt::format("{}: {}: chunk {} is missing", snapshot_label(s), where(), id.short_hex()));
+  };
+  cb.unreadable = [&](const Snapshot& s, const std::string& what, const std::string& error) {
+    r.errors.push_back(fmt::format("{}: {} unreadable: {}", snapshot_label(s), what, error));
+  };
+  {
+    SnapshotWalker walker(repo, cb, false);
+    for (const Snapshot& s : snapshots) walker.walk(s);
+  }
+  if (missing_reported > 100) r.errors.push_back(fmt::format("... {} missing chunks in all", missing_reported));
+
+  if (!options.read_data) return r;
+
+  // Every chunk: read, decrypt, decompress, hash.
+  uint64_t total = 0;
+  for (const PackInfo& p : good) total += p.size;
+  Progress progress("check data", total);
+  std::mutex mutex;
+  std::atomic<uint64_t> verified{0};
+  std::vector<std::string> pack_errors;
+  {
+    Pipeline pipeline(options.threads, 2 * (options.threads ? options.threads : ThreadPool::default_threads()));
+    for (const PackInfo& p : good)
+      pipeline.submit([&, p] { verify_pack(repo, p, r.damaged, mutex, verified, pack_errors, progress); });
+    pipeline.wait();
+  }
+  progress.finish();
+  r.bytes_verified = verified;
+  for (std::string& e : pack_errors) r.errors.push_back(std::move(e));
+  if (r.damaged.empty()) return r;
+
+  // Which snapshots, images and files the damage touches.
+  std::unordered_map<Id, size_t, IdHash> which;
+  for (size_t i = 0; i < r.damaged.size(); ++i) which[r.damaged[i].id] = i;
+  SnapshotWalker::Callbacks attribute;
+  attribute.blob = [&](const Snapshot& s, const Id& id, const std::function<std::string()>& where) {
+    auto it = which.find(id);
+    if (it == which.end()) return;
+    std::vector<std::string>& affects = r.damaged[it->second].affects;
+    std::string line = snapshot_label(s) + ": " + where();
+    if (affects.size() < 1000 && (affects.empty() || affects.back() != line)) affects.push_back(std::move(line));
+  };
+  attribute.unreadable = [](const Snapshot&, const std::string&, const std::string&) {};
+  SnapshotWalker walker(repo, attribute, true);
+  for (const Snapshot& s : snapshots) walker.walk(s);
+  return r;
+}
+
+RepairReport repair_index(Repository& repo) {
+  RepairReport report;
+  RepoLock lock(repo, LockMode::exclusive, "backup repair index");
+  repo.remove_dead_temp_files();
+  std::vector<std::string> old_files = repo.list_files("index");
+  std::vector<PackInfo> packs;
+  std::vector<Id> salvage;
+  for (const Id& id : repo.list_packs()) {
+    try {
+      File f = File::open(repo.pack_path(id), OpenMode::read_only);
+      packs.push_back(read_pack_index(f, id, repo.id(), repo.keys()));
+    } catch (const Error& e) {
+      salvage.push_back(id);  // footer damaged: find its frames by scanning
+    }
+  }
+  ChunkIndex& index = repo.index();
+  for (const PackInfo& p : packs) index.add_pack(p);
+  index.finalize();
+
+  // Frames of packs whose footer is damaged go into new packs with sound footers.
+  std::vector<Id> replaced;
+  if (!salvage.empty()) {
+    ChunkStore store(repo, repo.settings().compression_level);
+    for (const Id& id : salvage) {
+      size_t found = 0;
+      try {
+        File f = File::open(repo.pack_path(id), OpenMode::read_only);
+        std::vector<uint8_t> header(kPackHeaderSize);
+        f.read_exact(0, header);
+        check_pack_header(header, repo.id(), "pack " + id.short_hex());
+        std::vector<uint8_t> copy, scratch;
+        scan_pack_frames(f, [&](const FrameHeader& h, uint64_t, std::span<uint8_t> frame) {
+          copy.assign(frame.begin(), frame.end());
+          try {
+            std::span<const uint8_t> plain = open_frame(repo.keys(), copy, &h.id, scratch, "salvage");
+            if (repo.keys().chunk_id(plain) != h.id) return;
+            store.store_frame(frame, h.id, h.kind, static_cast<uint32_t>(plain.size()));
+            ++found;
+          } catch (const Error&) {
+            // a damaged frame: nothing to salvage
+          }
+        });
+      } catch (const Error& e) {
+        report.unreadable.push_back(fmt::format("pack {}: {}", id.short_hex(), e.what()));
+        continue;
+      }
+      ++report.scanned_packs;
+      replaced.push_back(id);
+      if (!found) report.unreadable.push_back(fmt::format("pack {}: no readable chunks", id.short_hex()));
+    }
+    for (PackInfo& p : store.finish()) packs.push_back(std::move(p));
+  }
+  for (const PackInfo& p : packs) report.chunks += p.entries.size();
+  report.packs = packs.size();
+  std::string written = packs.empty() ? std::string() : repo.write_index_file(packs);
+  for (const std::string& name : old_files)
+    if (name != written) {
+      repo.remove_file("index", name);
+      ++report.replaced_index_files;
+    }
+  // The damaged packs' good frames live on in the new packs now.
+  for (const Id& id : replaced) {
+    std::string path = repo.pack_path(id);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "remove " + path);
+  }
+  return report;
+}
+
+}  // namespace arche::backup

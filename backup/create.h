@@ -1,0 +1,36 @@
+// `arche backup create`: one snapshot of images and/or files, from start to finish:
+// lock (shared), load the index (adopting packs an interrupted backup left), back up,
+// make the packs durable, write the index file, and only then the snapshot manifest.
+// A crash at any point leaves the repository as it was plus, at most, complete packs
+// that the next backup adopts.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backup/file_backup.h"
+#include "backup/image_backup.h"
+#include "backup/repository.h"
+#include "backup/snapshot.h"
+
+namespace arche::backup {
+
+struct CreateOptions {
+  std::string name;
+  std::vector<std::string> images;  // image files (or block devices)
+  std::vector<std::string> paths;   // files and directories
+  std::vector<std::string> tags;
+  int compression_level = INT32_MIN;  // INT32_MIN: the repository's setting
+  bool incremental = true;            // false: read images in full even when a layer is unchanged
+  std::string parent;                 // snapshot for unchanged files; empty: the latest with these paths
+  FileBackupOptions files;
+  bool force_share = false;
+  unsigned threads = 0;
+};
+
+Snapshot create_snapshot(Repository& repo, const CreateOptions& options);
+
+// Snapshot names: printable, no "::", not "latest", at most 255 bytes.
+void validate_snapshot_name(const std::string& name);
+
+}  // namespace arche::backup

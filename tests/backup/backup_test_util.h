@@ -1,0 +1,41 @@
+// Helpers of the backup tests: a repository made through the CLI with a passphrase
+// from the environment (as cron jobs give it), fixtures built at test time.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backup/repository.h"
+#include "tests/common/test_util.h"
+
+namespace arche::backup::test {
+
+using arche::test::CommandResult;
+using arche::test::TempDir;
+
+inline constexpr const char* kPassphrase = "correct horse battery staple";
+
+// Puts the passphrase into ARCHE_PASSPHRASE for the programs the test runs.
+void use_passphrase(const std::string& passphrase = kPassphrase);
+
+// `arche backup ARGS...`
+CommandResult backup(const std::vector<std::string>& args);
+// The same, and a test failure (with stderr) unless it exits 0.
+CommandResult backup_ok(const std::vector<std::string>& args);
+
+// `arche backup init` with a cheap KDF: tests unlock the repository hundreds of times.
+void init_repo(const std::string& repo, const std::vector<std::string>& extra = {});
+std::unique_ptr<Repository> open_repo(const std::string& repo);
+
+// A small disk image like the benchmark's (tests/backup/make_test_image.sh).
+void make_test_image(const std::string& path, const std::string& size = "96M",
+                     const std::string& marker = "Kundendaten Mueller GmbH");
+void write_random_file(const std::string& path, size_t size, uint64_t seed);
+bool same_content(const std::string& a, const std::string& b);
+// Every regular file below `dir`.
+std::vector<std::string> files_below(const std::string& dir);
+// True when `needle` occurs in the file.
+bool file_contains(const std::string& path, const std::string& needle);
+
+}  // namespace arche::backup::test
