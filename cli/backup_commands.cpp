@@ -1,12 +1,14 @@
 // `arche backup ...`: the encrypted, deduplicating backup repository (docs/backup.md).
 // Passphrases come from ARCHE_PASSPHRASE, --passphrase-file or --passphrase-command
 // (or a terminal prompt), never from the command line.
+#include <boost/filesystem.hpp>
 #include <fmt/format.h>
 
 #include <climits>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backup/check.h"
@@ -27,6 +29,11 @@
 namespace arche::cli {
 
 namespace {
+
+// "1 file", "2 files", "1 directory", "3 directories".
+std::string count(uint64_t n, std::string_view singular, std::string_view plural) {
+  return fmt::format("{} {}", n, n == 1 ? singular : plural);
+}
 
 using namespace arche::backup;
 
@@ -209,8 +216,8 @@ void add_create(CLI::App& group, Context& ctx) {
     if (!s.paths.empty()) {
       uint64_t image_bytes = 0;
       for (const ImageRecord& i : s.images) image_bytes += i.bytes_read;
-      say(ctx, fmt::format("files: {} files, {} directories, {} unchanged, {} read", s.stats.files, s.stats.dirs,
-                           s.stats.unchanged_files, format_size(s.stats.bytes_read - image_bytes)));
+      say(ctx, fmt::format("files: {}, {}, {} unchanged, {} read", count(s.stats.files, "file", "files"),
+                           count(s.stats.dirs, "directory", "directories"), s.stats.unchanged_files, format_size(s.stats.bytes_read - image_bytes)));
     }
     say(ctx, fmt::format("snapshot {} ({}) created in {:.2f} s: {} new data, {} added to the repository", s.name,
                          s.short_id(), s.stats.seconds, format_size(s.stats.new_bytes),
@@ -240,7 +247,9 @@ void add_restore(CLI::App& group, Context& ctx) {
   cmd->add_option("-O,--output-format", a->format, "Format of a restored image: raw or qcow2")
       ->check(CLI::IsMember({"raw", "qcow2"}))
       ->capture_default_str();
-  cmd->add_option("paths", a->paths, "Files: restore only these paths of the snapshot");
+  cmd->add_option("paths", a->paths,
+                  "Files: restore only these paths of the snapshot (absolute, or relative to the current directory, "
+                  "as create stored them)");
   cmd->add_flag("--overwrite", a->overwrite, "Replace existing files (and allow writing onto a block device)");
   cmd->add_flag("--sync", a->sync, "fsync the restored image before it appears under its name");
   cmd->add_option("-j,--threads", a->threads, "Worker threads (default: one per core)");
@@ -280,7 +289,10 @@ void add_restore(CLI::App& group, Context& ctx) {
       return;
     }
     FileRestoreOptions o;
-    o.paths = a->paths;
+    // create stores absolute paths of what it was given; a relative path here means
+    // the same file seen from the same directory.
+    for (const std::string& p : a->paths)
+      o.paths.push_back(boost::filesystem::absolute(p).lexically_normal().string());
     o.overwrite = a->overwrite;
     o.threads = a->threads;
     FileRestoreStats st = restore_files(*repo, s, a->to, o);
@@ -289,8 +301,9 @@ void add_restore(CLI::App& group, Context& ctx) {
                       {"other", st.other}, {"bytes", st.bytes}, {"warnings", st.warnings}, {"seconds", st.seconds}});
       return;
     }
-    say(ctx, fmt::format("restored {} files, {} directories, {} symlinks ({}) to {} in {:.2f} s", st.files, st.dirs,
-                         st.links, format_size(st.bytes), a->to, st.seconds));
+    say(ctx, fmt::format("restored {}, {}, {} ({}) to {} in {:.2f} s", count(st.files, "file", "files"),
+                         count(st.dirs, "directory", "directories"), count(st.links, "symlink", "symlinks"),
+                         format_size(st.bytes), a->to, st.seconds));
   });
 }
 
@@ -531,12 +544,13 @@ void add_prune(CLI::App& group, Context& ctx) {
       say(ctx, fmt::format("{}  {}  {}  {}", a->dry_run ? "would remove" : "remove ", s.short_id(),
                            format_time_ns(s.time_ns), s.name));
     if (a->dry_run) {
-      say(ctx, fmt::format("dry run: {} snapshots would be removed, {} would be freed", r.removed.size(),
+      say(ctx, fmt::format("dry run: {} would be removed, {} would be freed",
+                           count(r.removed.size(), "snapshot", "snapshots"),
                            format_size(r.bytes_freed)));
       return;
     }
-    say(ctx, fmt::format("removed {} snapshots; deleted {} packs, repacked {} ({} copied); {} freed", r.removed.size(),
-                         r.packs_deleted, r.packs_repacked, format_size(r.bytes_repacked), format_size(r.bytes_freed)));
+    say(ctx, fmt::format("removed {}; deleted {}, repacked {} ({} copied); {} freed",
+                         count(r.removed.size(), "snapshot", "snapshots"), count(r.packs_deleted, "pack", "packs"), r.packs_repacked, format_size(r.bytes_repacked), format_size(r.bytes_freed)));
   });
 }
 

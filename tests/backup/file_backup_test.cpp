@@ -221,6 +221,15 @@ TEST_F(BackupFiles, RestoreOfSelectedPaths) {
   r = backup({"restore", repo + "::one", "--to", out, src + "/small.bin"});
   EXPECT_EQ(r.exit_code, 73) << r.err;
   backup_ok({"restore", repo + "::one", "--to", out, src + "/small.bin", "--overwrite"});
+  // A relative PATH means what create stored for it: seen from the current directory.
+  const fs::path parent = fs::path(src).parent_path();
+  const std::string relative = fs::path(src).filename().string() + "/small.bin";
+  CommandResult rel = arche::test::run({"sh", "-c", "cd '" + parent.string() + "' && exec '" + arche::test::arche_binary() +
+                                          "' backup restore '" + repo + "::one' --to '" + dir.file("o3") + "' '" +
+                                          relative + "'"});
+  ASSERT_EQ(rel.exit_code, 0) << rel.err;
+  EXPECT_TRUE(fs::exists(dir.file("o3") + src + "/small.bin"));
+  EXPECT_FALSE(fs::exists(dir.file("o3") + src + "/large.bin"));
 }
 
 TEST_F(BackupFiles, ExcludesAndTheRepositoryItselfAreSkipped) {
