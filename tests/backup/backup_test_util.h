@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "backup/repository.h"
 #include "tests/common/test_util.h"
 
@@ -37,5 +39,18 @@ bool same_content(const std::string& a, const std::string& b);
 std::vector<std::string> files_below(const std::string& dir);
 // True when `needle` occurs in the file.
 bool file_contains(const std::string& path, const std::string& needle);
+
+// A fixture with a fresh repository in a temporary directory, the passphrase in
+// the environment.
+class RepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    use_passphrase();
+    repo = dir.file("repo");
+    init_repo(repo);
+  }
+  TempDir dir;
+  std::string repo;
+};
 
 }  // namespace arche::backup::test

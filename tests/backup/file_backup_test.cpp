@@ -139,12 +139,10 @@ void build_tree(const std::string& root) {
   set_mtime(root + "/docs/deep/er", 1200000000, 0);
 }
 
-class BackupFiles : public ::testing::Test {
+class BackupFiles : public RepositoryTest {
  protected:
   void SetUp() override {
-    use_passphrase();
-    repo = dir.file("repo");
-    init_repo(repo);
+    RepositoryTest::SetUp();
     src = dir.file("src");
     build_tree(src);
   }
@@ -153,8 +151,7 @@ class BackupFiles : public ::testing::Test {
     args.insert(args.end(), extra.begin(), extra.end());
     return Json::parse(backup_ok(args).out);
   }
-  TempDir dir;
-  std::string repo, src;
+  std::string src;
 };
 
 TEST_F(BackupFiles, TreeWithLinksXattrsAndOddNamesRestoresIdentically) {

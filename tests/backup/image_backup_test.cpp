@@ -63,16 +63,7 @@ void drop_from_page_cache(const std::string& path) {
   ::close(fd);
 }
 
-class BackupImages : public ::testing::Test {
- protected:
-  void SetUp() override {
-    use_passphrase();
-    repo = dir.file("repo");
-    init_repo(repo);
-  }
-  TempDir dir;
-  std::string repo;
-};
+class BackupImages : public RepositoryTest {};
 
 TEST_F(BackupImages, BenchLikeImageRestoresByteIdenticalAsRawAndQcow2) {
   ARCHE_REQUIRE_PROGRAM("qemu-img");

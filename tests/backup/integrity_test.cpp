@@ -22,16 +22,7 @@ size_t lines(const std::string& text) {
   return n;
 }
 
-class BackupIntegrity : public ::testing::Test {
- protected:
-  void SetUp() override {
-    use_passphrase();
-    repo = dir.file("repo");
-    init_repo(repo);
-  }
-  TempDir dir;
-  std::string repo;
-};
+class BackupIntegrity : public RepositoryTest {};
 
 TEST_F(BackupIntegrity, NoPlaintextInTheRepositoryAndAWrongPassphraseIsOneClearError) {
   const std::string marker = "ARCHE-MARKER-Kundendaten-Mueller-GmbH-4711";

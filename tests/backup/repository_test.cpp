@@ -17,16 +17,7 @@ namespace fs = boost::filesystem;
 namespace arche::backup::test {
 namespace {
 
-class BackupRepository : public ::testing::Test {
- protected:
-  void SetUp() override {
-    use_passphrase();
-    repo = dir.file("repo");
-    init_repo(repo);
-  }
-  TempDir dir;
-  std::string repo;
-};
+class BackupRepository : public RepositoryTest {};
 
 TEST_F(BackupRepository, InitMakesTheLayoutAndRefusesToOverwrite) {
   for (const char* sub : {"config", "keys", "data/00", "data/ff", "index", "snapshots", "locks"})
