@@ -11,6 +11,7 @@ GUEST=${2:-$(dirname "$ARCHE")/../tests/hv/guest/guest.elf}
 out=${DEMO_DIR:-$(pwd)/demo-output}
 rm -rf "$out"
 mkdir -p "$out"
+out=$(cd "$out" && pwd -P)  # absolute and physical: backups store paths as the kernel sees them
 cd "$out"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
