@@ -28,8 +28,10 @@ std::vector<uint8_t> read_all(image::BlockDevice& dev) {
   return out;
 }
 
-std::vector<uint8_t> read_all_arche(const std::string& path) {
-  auto dev = image::open_image(path);
+std::vector<uint8_t> read_all_arche(const std::string& path, const std::string& format) {
+  image::OpenOptions o;
+  o.format = format;
+  auto dev = image::open_image(path, o);
   return read_all(*dev);
 }
 

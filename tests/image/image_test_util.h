@@ -15,7 +15,8 @@ CommandResult qemu_io(const std::string& image, const std::string& format, const
 
 // Whole virtual disk content as arche reads it.
 std::vector<uint8_t> read_all(image::BlockDevice& dev);
-std::vector<uint8_t> read_all_arche(const std::string& path);
+// `format` empty: probed.
+std::vector<uint8_t> read_all_arche(const std::string& path, const std::string& format = "");
 // Whole virtual disk content as qemu-img reads it (convert -O raw).
 std::vector<uint8_t> read_all_qemu(const std::string& path, const std::string& dir);
 

@@ -1,7 +1,5 @@
 #include "tests/image/vhd_vhdx_vdi_util.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +8,7 @@
 #include "core/bytes.h"
 #include "core/file.h"
 #include "image/format.h"
+#include "tests/image/image_test_util.h"
 
 namespace arche::test::foreign {
 
@@ -47,9 +46,7 @@ uint64_t make_source(const std::string& path, uint64_t size, uint64_t seed) {
 }
 
 CommandResult qemu_img(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{"qemu-img"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  CommandResult r = run(argv);
+  CommandResult r = arche::test::qemu_img(args);
   EXPECT_EQ(r.exit_code, 0) << "qemu-img " << args[0] << " failed: " << r.err << r.out;
   return r;
 }
@@ -76,21 +73,12 @@ uint64_t qemu_data_bytes(const std::string& path, const std::string& format) {
   return total;
 }
 
-uint64_t allocated_bytes(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<uint64_t>(st.st_blocks) * 512;
-}
+uint64_t allocated_bytes(const std::string& path) { return File::open(path, OpenMode::read_only).allocated_bytes(); }
 
 bool files_equal(const std::string& a, const std::string& b) { return read_file(a) == read_file(b); }
 
 std::vector<uint8_t> read_image(const std::string& path, const std::string& format) {
-  image::OpenOptions o;
-  o.format = format;
-  auto dev = image::open_image(path, o);
-  std::vector<uint8_t> out(dev->size());
-  dev->read(0, out);
-  return out;
+  return read_all_arche(path, format);
 }
 
 namespace {
