@@ -82,7 +82,9 @@ class FileRestorer {
     selection.whole = options_.paths.empty();
     for (const std::string& p : options_.paths) {
       Selection* s = &selection;
-      for (const fs::path& part : fs::path(p).lexically_normal().relative_path()) {
+      // create stored absolute paths (normalize_backup_paths): a relative path means
+      // the same file seen from the current directory.
+      for (const fs::path& part : fs::absolute(p).lexically_normal().relative_path()) {
         if (part == "." || part.empty()) continue;
         s = &s->children[part.string()];
       }

@@ -15,7 +15,8 @@
 namespace arche::backup {
 
 struct FileRestoreOptions {
-  // Paths inside the snapshot ("/home/kunde"); empty: everything.
+  // Paths inside the snapshot ("/home/kunde"; a relative one is taken from the
+  // current directory, as create took it); empty: everything.
   std::vector<std::string> paths;
   bool overwrite = false;  // replace existing files in the target
   unsigned threads = 0;

@@ -1,7 +1,6 @@
 // `arche backup ...`: the encrypted, deduplicating backup repository (docs/backup.md).
 // Passphrases come from ARCHE_PASSPHRASE, --passphrase-file or --passphrase-command
 // (or a terminal prompt), never from the command line.
-#include <boost/filesystem.hpp>
 #include <fmt/format.h>
 
 #include <climits>
@@ -289,10 +288,7 @@ void add_restore(CLI::App& group, Context& ctx) {
       return;
     }
     FileRestoreOptions o;
-    // create stores absolute paths of what it was given; a relative path here means
-    // the same file seen from the same directory.
-    for (const std::string& p : a->paths)
-      o.paths.push_back(boost::filesystem::absolute(p).lexically_normal().string());
+    o.paths = a->paths;
     o.overwrite = a->overwrite;
     o.threads = a->threads;
     FileRestoreStats st = restore_files(*repo, s, a->to, o);
