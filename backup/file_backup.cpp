@@ -364,15 +364,22 @@ class FileBackup {
     return true;
   }
 
+  // A file that cannot be opened (gone, no permission) is left out of the snapshot
+  // with its error, not the end of the backup.
+  static bool open_content(const std::string& path, Content& c, File& f) {
+    try {
+      f = open_for_reading(path);
+      return true;
+    } catch (const Error& e) {
+      c.error = e.what();
+      return false;
+    }
+  }
+
   void read_small_file(const std::string& path, Content& c) {
     thread_local std::vector<uint8_t> buffer;
     File f;
-    try {
-      f = open_for_reading(path);
-    } catch (const Error& e) {
-      c.error = e.what();
-      return;
-    }
+    if (!open_content(path, c, f)) return;
     // Read errors leave the entry out; store errors (disk full) end the backup.
     std::exception_ptr store_error;
     try {
@@ -395,12 +402,7 @@ class FileBackup {
 
   void read_large_file(const std::string& path, DirState& dir, Content& c) {
     File f;
-    try {
-      f = open_for_reading(path);
-    } catch (const Error& e) {
-      c.error = e.what();
-      return;
-    }
+    if (!open_content(path, c, f)) return;
     std::exception_ptr submit_error;
     try {
       c.size = read_chunks(f, cdc_, large_buffer_, [&](std::span<const uint8_t> chunk) {
