@@ -1,5 +1,7 @@
 #include "backup/check.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/filesystem.hpp>
@@ -14,9 +16,11 @@
 #include "backup/lock.h"
 #include "backup/pipeline.h"
 #include "backup/snapshot.h"
+#include "backup/temp_files.h"
 #include "backup/tree_store.h"
 #include "core/crc32c.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
 
@@ -50,6 +54,7 @@ class SnapshotWalker {
  private:
   void walk_image(const Snapshot& s, const ImageRecord& image) {
     for (size_t b = 0; b < image.lists.size(); ++b) {
+      interrupt::check();
       const uint64_t first = b * kImageListEntries;
       auto where_list = [&] {
         return fmt::format("image {}: chunk list {} (bytes {:#x}-{:#x})", image.name, b, first * image.chunk_size,
@@ -75,6 +80,7 @@ class SnapshotWalker {
   }
 
   void walk_tree(const Snapshot& s, const std::vector<Id>& pieces, const std::string& path) {
+    interrupt::check();
     const std::string shown = path.empty() ? "/" : path;
     for (const Id& id : pieces) cb_.blob(s, id, [&] { return "directory listing of " + shown; });
     if (!every_) {
@@ -104,7 +110,8 @@ class SnapshotWalker {
         cb_.unreadable(s, "file " + child, e.what());
         continue;
       }
-      for (const ChunkRef& c : chunks) cb_.blob(s, c.id, [&] { return "file " + child; });
+      for (const ChunkRef& c : chunks)
+        if (!c.is_hole()) cb_.blob(s, c.id, [&] { return "file " + child; });
     }
   }
 
@@ -115,8 +122,6 @@ class SnapshotWalker {
 };
 
 std::string snapshot_label(const Snapshot& s) { return fmt::format("snapshot {} ({})", s.name, s.short_id()); }
-
-bool is_temp_name(const std::string& name) { return !name.empty() && name[0] == '.'; }
 
 // Reads every frame of a pack in order, verifying each chunk, and the pack checksum.
 void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChunk>& damaged, std::mutex& mutex,
@@ -133,6 +138,7 @@ void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChun
   std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
   std::vector<uint8_t> frame, scratch;
   for (const PackEntry& e : entries) {
+    if (interrupt::pending_signal()) return;  // the pipeline reports the interrupt
     std::string error;
     try {
       frame.resize(e.length);
@@ -180,7 +186,9 @@ void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChun
 
 }  // namespace
 
-CheckReport check_repository(Repository& repo, const CheckOptions& options) {
+namespace {
+
+CheckReport run_check(Repository& repo, const CheckOptions& options) {
   CheckReport r;
   RepoLock lock(repo, LockMode::exclusive, "backup check");
 
@@ -193,16 +201,20 @@ CheckReport check_repository(Repository& repo, const CheckOptions& options) {
     }
   }
 
-  // Leftovers of interrupted runs: harmless, but worth knowing.
-  size_t temps = 0;
-  for (const char* dir : {"index", "snapshots", "keys"})
-    for (const fs::directory_entry& e : fs::directory_iterator(fs::path(repo.root()) / dir))
-      temps += is_temp_name(e.path().filename().string());
-  for (int i = 0; i < 256; ++i)
-    for (const fs::directory_entry& e : fs::directory_iterator(fs::path(repo.root()) / fmt::format("data/{:02x}", i)))
-      temps += is_temp_name(e.path().filename().string());
-  if (temps)
-    r.notes.push_back(fmt::format("{} temporary files of interrupted runs (removed by the next backup or prune)", temps));
+  // Leftovers of interrupted runs: harmless, but worth knowing, by name.
+  auto look_for_temps = [&](const std::string& dir) {
+    boost::system::error_code ec;
+    for (fs::directory_iterator it(fs::path(repo.root()) / dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (is_temp_name(name)) r.temporary_files.push_back(dir + "/" + name);
+    }
+  };
+  for (const char* dir : {"index", "snapshots", "keys", "locks"}) look_for_temps(dir);
+  for (int i = 0; i < 256; ++i) look_for_temps(fmt::format("data/{:02x}", i));
+  if (!r.temporary_files.empty())
+    r.notes.push_back(fmt::format("{} temporary file{} of interrupted runs (removed by the next backup or prune): {}",
+                                  r.temporary_files.size(), r.temporary_files.size() == 1 ? "" : "s",
+                                  fmt::join(r.temporary_files, ", ")));
 
   // Index files, and the packs they list. Each file on its own: one damaged file
   // does not hide what the others say.
@@ -261,18 +273,20 @@ CheckReport check_repository(Repository& repo, const CheckOptions& options) {
   r.packs = packs.size();
 
   // Snapshots: everything they reference must be in the index and readable.
-  std::vector<std::string> damaged_manifests;
+  std::vector<DamagedManifest> damaged_manifests;
   std::vector<Snapshot> snapshots = load_snapshots(repo, &damaged_manifests);
-  for (const std::string& d : damaged_manifests) r.errors.push_back(d);
-  for (const std::string& name : repo.list_files("snapshots")) {
+  for (const DamagedManifest& d : damaged_manifests)
+    r.errors.push_back(fmt::format("{} (arche backup repair snapshots removes it)", d.error));
+  for (const Snapshot& s : snapshots) {
     std::vector<uint8_t> bytes;
     try {
-      bytes = repo.read_file("snapshots", name);
+      bytes = repo.read_file("snapshots", s.id);
     } catch (const Error&) {
       continue;
     }
-    if (content_hash(bytes).hex() != name)
-      r.errors.push_back("snapshot file " + name.substr(0, 8) + ": content does not match its name (damaged)");
+    if (content_hash(bytes).hex() != s.id)
+      r.errors.push_back("snapshot file " + s.short_id() +
+                         ": content does not match its name (arche backup repair snapshots renames it)");
   }
   r.snapshots = snapshots.size();
   size_t missing_reported = 0;
@@ -328,72 +342,15 @@ CheckReport check_repository(Repository& repo, const CheckOptions& options) {
   return r;
 }
 
-RepairReport repair_index(Repository& repo) {
-  RepairReport report;
-  RepoLock lock(repo, LockMode::exclusive, "backup repair index");
-  repo.remove_dead_temp_files();
-  std::vector<std::string> old_files = repo.list_files("index");
-  std::vector<PackInfo> packs;
-  std::vector<Id> salvage;
-  for (const Id& id : repo.list_packs()) {
-    try {
-      File f = File::open(repo.pack_path(id), OpenMode::read_only);
-      packs.push_back(read_pack_index(f, id, repo.id(), repo.keys()));
-    } catch (const Error& e) {
-      salvage.push_back(id);  // footer damaged: find its frames by scanning
-    }
-  }
-  ChunkIndex& index = repo.index();
-  for (const PackInfo& p : packs) index.add_pack(p);
-  index.finalize();
+}  // namespace
 
-  // Frames of packs whose footer is damaged go into new packs with sound footers.
-  std::vector<Id> replaced;
-  if (!salvage.empty()) {
-    ChunkStore store(repo, repo.settings().compression_level);
-    for (const Id& id : salvage) {
-      size_t found = 0;
-      try {
-        File f = File::open(repo.pack_path(id), OpenMode::read_only);
-        std::vector<uint8_t> header(kPackHeaderSize);
-        f.read_exact(0, header);
-        check_pack_header(header, repo.id(), "pack " + id.short_hex());
-        std::vector<uint8_t> copy, scratch;
-        scan_pack_frames(f, [&](const FrameHeader& h, uint64_t, std::span<uint8_t> frame) {
-          copy.assign(frame.begin(), frame.end());
-          try {
-            std::span<const uint8_t> plain = open_frame(repo.keys(), copy, &h.id, scratch, "salvage");
-            if (repo.keys().chunk_id(plain) != h.id) return;
-            store.store_frame(frame, h.id, h.kind, static_cast<uint32_t>(plain.size()));
-            ++found;
-          } catch (const Error&) {
-            // a damaged frame: nothing to salvage
-          }
-        });
-      } catch (const Error& e) {
-        report.unreadable.push_back(fmt::format("pack {}: {}", id.short_hex(), e.what()));
-        continue;
-      }
-      ++report.scanned_packs;
-      replaced.push_back(id);
-      if (!found) report.unreadable.push_back(fmt::format("pack {}: no readable chunks", id.short_hex()));
-    }
-    for (PackInfo& p : store.finish()) packs.push_back(std::move(p));
+CheckReport check_repository(Repository& repo, const CheckOptions& options) {
+  try {
+    return run_check(repo, options);
+  } catch (const Error& e) {
+    if (e.category() != ErrorCategory::interrupted) throw;
+    fail(ErrorCategory::interrupted, "{}: check stopped before the end; it changed nothing", e.what());
   }
-  for (const PackInfo& p : packs) report.chunks += p.entries.size();
-  report.packs = packs.size();
-  std::string written = packs.empty() ? std::string() : repo.write_index_file(packs);
-  for (const std::string& name : old_files)
-    if (name != written) {
-      repo.remove_file("index", name);
-      ++report.replaced_index_files;
-    }
-  // The damaged packs' good frames live on in the new packs now.
-  for (const Id& id : replaced) {
-    std::string path = repo.pack_path(id);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "remove " + path);
-  }
-  return report;
 }
 
 }  // namespace arche::backup

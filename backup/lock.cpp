@@ -80,6 +80,7 @@ std::string format_time(uint64_t t) {
 }  // namespace
 
 std::string LockInfo::describe() const {
+  if (!damaged.empty()) return fmt::format("an unreadable lock file {} ({})", name, damaged);
   return fmt::format("{} lock of '{}' (pid {} on {}, since {}){}", exclusive ? "an exclusive" : "a shared", command, pid,
                      host, format_time(created),
                      stale       ? " — its process is gone"
@@ -134,7 +135,10 @@ std::vector<LockInfo> list_locks(const Repository& repo) {
       locks.push_back(std::move(l));
     } catch (const Error& e) {
       if (e.category() == ErrorCategory::not_found) continue;  // released meanwhile
-      warn("ignoring unreadable lock file: {}", e.what());
+      LockInfo l;
+      l.name = name;
+      l.damaged = e.what();
+      locks.push_back(std::move(l));
     }
   }
   return locks;
@@ -143,7 +147,7 @@ std::vector<LockInfo> list_locks(const Repository& repo) {
 std::vector<LockInfo> remove_locks(const Repository& repo, bool everything) {
   std::vector<LockInfo> removed;
   for (LockInfo& l : list_locks(repo)) {
-    if (!everything && !l.stale && !l.abandoned) continue;
+    if (!everything && !l.stale && !l.abandoned && l.damaged.empty()) continue;
     repo.remove_file("locks", l.name);
     removed.push_back(std::move(l));
   }
@@ -166,6 +170,16 @@ RepoLock::RepoLock(const Repository& repo, LockMode mode, std::string command) :
   try {
     for (LockInfo& other : list_locks(repo_)) {
       if (other.name == info_.name) continue;
+      if (!other.damaged.empty()) {
+        // Whose it was is unknown: it may be an exclusive lock. Exclusive work waits
+        // until someone who knows that nobody else uses the repository removes it.
+        if (info_.exclusive)
+          fail(ErrorCategory::busy,
+               "repository {} is locked by {}; if no other arche uses the repository: arche backup unlock {}",
+               repo_.root(), other.describe(), repo_.root());
+        warn("{} in {} (arche backup unlock removes it)", other.describe(), repo_.root());
+        continue;
+      }
       if (other.stale) {
         warn("removing stale lock: {}", other.describe());
         repo_.remove_file("locks", other.name);

@@ -7,6 +7,8 @@
 // another boot, no such pid, or a pid reused by a younger process) is stale and is
 // removed by whoever meets it; a lock of another host counts as stale only when it
 // has not been refreshed for 30 minutes, and then only `arche backup unlock` removes it.
+// A lock file that cannot be read (damaged) names no holder: it blocks exclusive
+// commands, shared ones warn about it, and `unlock` removes it.
 #pragma once
 
 #include <atomic>
@@ -37,15 +39,16 @@ struct LockInfo {
   // Filled by list_locks:
   bool stale = false;      // its process is certainly gone (this host)
   bool abandoned = false;  // another host's lock not refreshed for 30 minutes
+  std::string damaged;     // why the file could not be read; the fields above are then unknown
   std::string describe() const;
 };
 
 std::vector<uint8_t> encode_lock_payload(const LockInfo& lock);
 LockInfo decode_lock_payload(std::span<const uint8_t> data, const std::string& what);
 
-// Every lock in the repository (damaged lock files are reported and skipped).
+// Every lock in the repository, damaged lock files included (with `damaged` set).
 std::vector<LockInfo> list_locks(const Repository& repo);
-// Removes stale and abandoned locks (all locks with `everything`); returns them.
+// Removes stale, abandoned and damaged locks (all locks with `everything`); returns them.
 std::vector<LockInfo> remove_locks(const Repository& repo, bool everything);
 
 class RepoLock {

@@ -14,23 +14,13 @@
 #include "backup/lock.h"
 #include "backup/tree_store.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
 
 namespace arche::backup {
 
 namespace {
-
-constexpr int64_t kSecond = 1000000000;
-
-std::string bucket(int64_t time_ns, const char* format) {
-  std::time_t t = static_cast<std::time_t>(time_ns / kSecond);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, format, &tm);
-  return buf;
-}
 
 // Collects every blob a set of snapshots needs (sorted, unique: 32 bytes per blob).
 class UsedBlobs {
@@ -58,6 +48,7 @@ class UsedBlobs {
 
  private:
   void add_tree(const Snapshot& s, const std::vector<Id>& pieces, const std::string& path) {
+    interrupt::check();
     bool all_seen = true;
     for (const Id& id : pieces) {
       ids_.push_back(id);
@@ -71,7 +62,7 @@ class UsedBlobs {
       } else if (n.type == NodeType::file) {
         for (const Id& id : n.chunk_lists) ids_.push_back(id);
         for (const ChunkRef& c : load_file_chunks(repo_, n, "snapshot " + s.name + ": file " + path + "/" + n.name))
-          ids_.push_back(c.id);
+          if (!c.is_hole()) ids_.push_back(c.id);
       }
     }
     // Keep the vector from growing far beyond the set it stands for.
@@ -90,109 +81,44 @@ class UsedBlobs {
 
 }  // namespace
 
-int64_t parse_duration(const std::string& text) {
-  if (text.empty()) fail(ErrorCategory::usage, "empty duration");
-  int64_t total = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-    if (i == start || i == text.size() || i - start > 6)
-      fail(ErrorCategory::usage, "duration '{}': expected NUMBER followed by h, d, w, m or y (e.g. 7d, 1y6m)", text);
-    int64_t n = std::stoll(text.substr(start, i - start));
-    int64_t unit;
-    switch (text[i]) {
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      case 'w': unit = 7 * 86400; break;
-      case 'm': unit = 31 * 86400; break;
-      case 'y': unit = 365 * 86400; break;
-      default: fail(ErrorCategory::usage, "duration '{}': unknown unit '{}' (h, d, w, m, y)", text, text[i]);
-    }
-    total += n * unit * kSecond;
-    ++i;
-  }
-  return total;
-}
-
-std::vector<KeepDecision> apply_policy(const std::vector<Snapshot>& snapshots, const KeepPolicy& policy) {
-  std::vector<KeepDecision> decisions(snapshots.size());
-  std::vector<size_t> order(snapshots.size());
-  for (size_t i = 0; i < order.size(); ++i) {
-    order[i] = i;
-    decisions[i].index = i;
-  }
-  // Newest first; ties broken by id so the result does not depend on input order.
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const Snapshot &x = snapshots[a], &y = snapshots[b];
-    return x.time_ns != y.time_ns ? x.time_ns > y.time_ns : x.id > y.id;
-  });
-  auto keep = [&](size_t i, const char* why) {
-    decisions[i].keep = true;
-    decisions[i].reasons.push_back(why);
-  };
-  for (size_t k = 0; k < order.size() && static_cast<int>(k) < policy.last; ++k) keep(order[k], "last");
-  struct Rule {
-    int count;
-    const char* format;
-    const char* name;
-  };
-  const Rule rules[] = {{policy.hourly, "%Y-%m-%d %H", "hourly"}, {policy.daily, "%Y-%m-%d", "daily"},
-                        {policy.weekly, "%G-W%V", "weekly"},      {policy.monthly, "%Y-%m", "monthly"},
-                        {policy.yearly, "%Y", "yearly"}};
-  for (const Rule& rule : rules) {
-    if (rule.count <= 0) continue;
-    int kept = 0;
-    std::string last;
-    for (size_t i : order) {
-      if (kept >= rule.count) break;
-      std::string b = bucket(snapshots[i].time_ns, rule.format);
-      if (b == last) continue;  // an newer snapshot of this period is kept already
-      last = b;
-      keep(i, rule.name);
-      ++kept;
-    }
-  }
-  if (policy.within_ns > 0 && !order.empty()) {
-    const int64_t newest = snapshots[order.front()].time_ns;
-    for (size_t i : order)
-      if (snapshots[i].time_ns >= newest - policy.within_ns) keep(i, "within");
-  }
-  return decisions;
-}
-
-void forget_snapshot(Repository& repo, const std::string& ref) {
+std::string forget_snapshot(Repository& repo, const std::string& ref) {
   RepoLock lock(repo, LockMode::exclusive, "backup forget " + ref);
-  std::vector<Snapshot> all = load_snapshots(repo);
-  const Snapshot& s = resolve_snapshot(all, ref);
-  repo.remove_file("snapshots", s.id);
+  std::vector<DamagedManifest> damaged;
+  std::vector<Snapshot> all = load_snapshots(repo, &damaged);
+  // A damaged manifest has no readable name: it is forgotten by its id.
+  std::string id;
+  try {
+    id = resolve_snapshot(all, ref).id;
+  } catch (const Error& e) {
+    const DamagedManifest* d = e.category() == ErrorCategory::not_found ? find_damaged(damaged, ref) : nullptr;
+    if (!d) throw;
+    id = d->id;
+  }
+  repo.remove_file("snapshots", id);
+  return id;
 }
 
-PruneReport prune(Repository& repo, const PruneOptions& options) {
+namespace {
+
+PruneReport run_prune(Repository& repo, const PruneOptions& options) {
   if (options.policy.empty()) fail(ErrorCategory::usage, "prune: no --keep rule given (that would remove everything)");
   PruneReport report;
   RepoLock lock(repo, LockMode::exclusive, "backup prune");
-  std::vector<std::string> damaged;
+  std::vector<DamagedManifest> damaged;
   std::vector<Snapshot> all = load_snapshots(repo, &damaged);
   if (!damaged.empty())
     fail(ErrorCategory::corrupt,
-         "prune refuses to run while a snapshot manifest is unreadable (its data would count as unused): {}",
-         damaged.front());
+         "prune refuses to run while a snapshot manifest is unreadable (its data would count as unused): {}; "
+         "`arche backup repair snapshots` removes it",
+         damaged.front().error);
 
-  std::vector<Snapshot> candidates, others;
-  for (Snapshot& s : all)
-    (s.name.compare(0, options.prefix.size(), options.prefix) == 0 ? candidates : others).push_back(s);
-  std::vector<KeepDecision> decisions = apply_policy(candidates, options.policy);
-  std::vector<Snapshot> remaining = others;
-  for (const KeepDecision& d : decisions) {
-    if (d.keep) {
-      report.kept.push_back(candidates[d.index]);
-      report.kept_reasons.push_back(d.reasons);
-      remaining.push_back(candidates[d.index]);
-    } else {
-      report.removed.push_back(candidates[d.index]);
-    }
-  }
+  report.groups = apply_retention(all, options.filter, options.group_by, options.policy);
+  std::unordered_set<std::string> dropped;
+  for (const RetentionGroup& g : report.groups)
+    for (const Snapshot& s : g.removed) dropped.insert(s.id);
+  std::vector<Snapshot> remaining;
+  for (const Snapshot& s : all)
+    if (!dropped.count(s.id)) remaining.push_back(s);
 
   // What stays needed, and what each pack holds.
   repo.load_index(/*adopt_unindexed=*/false);
@@ -254,7 +180,8 @@ PruneReport prune(Repository& repo, const PruneOptions& options) {
   }
 
   // 1. The manifests go first: from here on their data is merely unused.
-  for (const Snapshot& s : report.removed) repo.remove_file("snapshots", s.id);
+  for (const RetentionGroup& g : report.groups)
+    for (const Snapshot& s : g.removed) repo.remove_file("snapshots", s.id);
 
   // 2. Live frames of packs being repacked go into new packs, copied as they are.
   repo.reset_index();  // from here on: only the packs that stay, so live frames of the others get copied
@@ -269,6 +196,7 @@ PruneReport prune(Repository& repo, const PruneOptions& options) {
     ChunkStore store(repo, repo.settings().compression_level);
     std::vector<uint8_t> frame, copy, scratch;
     for (const PackInfo* p : repack_packs) {
+      interrupt::check();
       File f = File::open(repo.pack_path(p->id), OpenMode::read_only);
       for (const PackEntry& e : p->entries) {
         if (!is_used(e.id) || index.contains(e.id)) continue;
@@ -312,6 +240,20 @@ PruneReport prune(Repository& repo, const PruneOptions& options) {
   report.packs_written = written.size();
   report.bytes_freed = freed > written_bytes ? freed - written_bytes : 0;
   return report;
+}
+
+}  // namespace
+
+PruneReport prune(Repository& repo, const PruneOptions& options) {
+  try {
+    return run_prune(repo, options);
+  } catch (const Error& e) {
+    if (e.category() != ErrorCategory::interrupted) throw;
+    fail(ErrorCategory::interrupted,
+         "{}: prune stopped; the repository is consistent (nothing a snapshot needs was removed); run prune again to "
+         "finish",
+         e.what());
+  }
 }
 
 }  // namespace arche::backup

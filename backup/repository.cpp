@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "backup/object.h"
+#include "backup/temp_files.h"
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -52,28 +53,23 @@ std::vector<uint8_t> slurp(const std::string& path, uint64_t limit) {
   return data;
 }
 
+// A new file only its owner may read (0600 whatever the umask), written durably.
+void write_private_file(const std::string& path, std::span<const uint8_t> data) {
+  PendingFile pending(path, false);
+  {
+    File f = File::open(pending.temp_path(), OpenMode::create_new);
+    ::fchmod(f.fd(), 0600);
+    f.write_all(0, data);
+  }
+  pending.commit(/*durable=*/true);
+}
+
 bool is_hex_name(const std::string& name, size_t length) {
   return name.size() == length && std::all_of(name.begin(), name.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
 }
 
-// The pid in a temporary name made by PendingFile (".NAME.arche-tmp-PID-XXXX") or
-// write_file_atomic (".NAME.tmp-PID"), or 0.
-pid_t temp_file_pid(const std::string& name) {
-  if (name.empty() || name[0] != '.') return 0;
-  for (std::string_view marker : {".arche-tmp-", ".tmp-"}) {
-    size_t at = name.rfind(marker);
-    if (at == std::string::npos) continue;
-    pid_t pid = 0;
-    for (size_t i = at + marker.size(); i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i)
-      pid = pid * 10 + (name[i] - '0');
-    return pid;
-  }
-  return 0;
-}
-
-bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 }  // namespace
 
@@ -172,8 +168,8 @@ void Repository::init(const std::string& path, std::span<const uint8_t> passphra
     h.created = static_cast<uint64_t>(std::time(nullptr));
     RepoKeys keys = RepoKeys::generate();
     KeySlot slot = make_key_slot(h.repo_id, keys.master(), passphrase, options.kdf);
-    write_file_atomic(temp + "/keys/" + slot.name(), encode_key_slot(slot));
-    write_file_atomic(temp + "/config", encode_config(h, options.settings, keys));
+    write_private_file(temp + "/keys/" + slot.name(), encode_key_slot(slot));
+    write_private_file(temp + "/config", encode_config(h, options.settings, keys));
     for (int i = 0; i < 256; ++i) sync_directory(fmt::format("{}/data/{:02x}", temp, i));
     for (const char* sub : kSubdirs) sync_directory(temp + "/" + sub);
     sync_directory(temp);
@@ -260,6 +256,7 @@ std::string Repository::write_content_file(std::string_view dir, std::span<const
   PendingFile pending(path, false);
   {
     File f = File::open(pending.temp_path(), OpenMode::create_new);
+    ::fchmod(f.fd(), 0600);  // only the owner reads a repository, whatever the umask
     f.write_all(0, bytes);
   }
   pending.commit(/*durable=*/true);
@@ -271,6 +268,7 @@ void Repository::write_named_file(std::string_view dir, const std::string& name,
   PendingFile pending(path_of(dir, name), overwrite);
   {
     File f = File::open(pending.temp_path(), OpenMode::create_new);
+    ::fchmod(f.fd(), 0600);  // only the owner reads a repository, whatever the umask
     f.write_all(0, bytes);
   }
   pending.commit(/*durable=*/true);
@@ -299,17 +297,9 @@ std::vector<Id> Repository::list_packs() const {
 
 size_t Repository::remove_dead_temp_files() const {
   size_t removed = 0;
-  auto sweep = [&](const fs::path& dir) {
-    boost::system::error_code ec;
-    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-      std::string name = it->path().filename().string();
-      pid_t pid = temp_file_pid(name);
-      if (pid <= 0 || process_alive(pid)) continue;
-      if (::unlink(it->path().c_str()) == 0) ++removed;
-    }
-  };
-  for (const char* sub : {"index", "snapshots", "locks", "keys"}) sweep(fs::path(root_) / sub);
-  for (int i = 0; i < 256; ++i) sweep(fs::path(root_) / fmt::format("data/{:02x}", i));
+  for (const char* sub : {"index", "snapshots", "locks", "keys"})
+    removed += backup::remove_dead_temp_files(root_ + "/" + sub).size();
+  for (int i = 0; i < 256; ++i) removed += backup::remove_dead_temp_files(fmt::format("{}/data/{:02x}", root_, i)).size();
   return removed;
 }
 
@@ -343,6 +333,8 @@ void Repository::reset_index() {
   index_.clear();
   index_files_.clear();
   unindexed_.clear();
+  unreadable_index_.clear();
+  unindexed_count_ = 0;
 }
 
 void Repository::load_index(bool adopt_unindexed) {
@@ -352,13 +344,28 @@ void Repository::load_index(bool adopt_unindexed) {
   std::unordered_set<Id, IdHash> on_disk(present.begin(), present.end());
   // Reserve from file sizes (45 bytes per entry on disk) so the vector never doubles.
   size_t upper = 0;
-  for (const std::string& name : index_files_)
-    upper += static_cast<size_t>(fs::file_size(path_of("index", name)) / kPackEntrySize);
+  for (const std::string& name : index_files_) {
+    boost::system::error_code ec;
+    uint64_t bytes = fs::file_size(path_of("index", name), ec);
+    if (!ec) upper += static_cast<size_t>(bytes / kPackEntrySize);
+  }
   index_.reserve(upper);
   std::unordered_set<Id, IdHash> indexed;
   size_t missing = 0;
   for (const std::string& name : index_files_) {
-    for (const PackInfo& p : read_index_file(name)) {
+    std::vector<PackInfo> listed;
+    try {
+      listed = read_index_file(name);
+    } catch (const Error& e) {
+      // One damaged index file must not stop everything: its packs count as
+      // unindexed (a backup adopts them), and the error says how to mend it.
+      if (e.category() == ErrorCategory::not_found) continue;
+      // A backup says so; a restore says it only if a chunk is then missing.
+      if (adopt_unindexed) warn("{} (run: arche backup repair index)", e.what());
+      unreadable_index_.push_back(name);
+      continue;
+    }
+    for (const PackInfo& p : listed) {
       if (!indexed.insert(p.id).second) continue;
       // A pack the index lists but that is gone: forget its chunks, so a backup
       // stores them again instead of referring to data that does not exist.
@@ -373,6 +380,7 @@ void Repository::load_index(bool adopt_unindexed) {
     warn("{} pack{} listed in the index {} missing; their chunks count as absent (run: arche backup check)", missing,
          missing == 1 ? "" : "s", missing == 1 ? "is" : "are");
   unindexed_.clear();
+  for (const Id& id : present) unindexed_count_ += !indexed.count(id);
   if (adopt_unindexed) {
     for (const Id& id : present) {
       if (indexed.count(id)) continue;
@@ -406,9 +414,7 @@ std::shared_ptr<File> Repository::open_pack(uint32_t pack_number) {
 std::span<const uint8_t> Repository::read_blob(const Id& id, std::vector<uint8_t>& frame,
                                                std::vector<uint8_t>& scratch, const std::string& what) {
   std::optional<ChunkIndex::Location> where = index_.find(id);
-  if (!where)
-    fail(ErrorCategory::corrupt, "{}: chunk {} is not in the repository (lost pack? run: arche backup check)", what,
-         id.short_hex());
+  if (!where) fail_missing_chunk(id, what);
   const std::string where_text =
       fmt::format("{}: chunk {} in pack {}", what, id.short_hex(), index_.pack_id(where->pack).short_hex());
   frame.resize(where->length);
@@ -420,6 +426,16 @@ std::span<const uint8_t> Repository::read_blob(const Id& id, std::vector<uint8_t
     throw;
   }
   return open_frame(*keys_, frame, &id, scratch, where_text);
+}
+
+void Repository::fail_missing_chunk(const Id& id, const std::string& what) const {
+  if (unindexed_count_ || !unreadable_index_.empty())
+    fail(ErrorCategory::corrupt,
+         "{}: chunk {} is in no index file, and {} pack{} no readable index file lists (an index file deleted or "
+         "damaged?): run `arche backup repair index`",
+         what, id.short_hex(), unindexed_count_, unindexed_count_ == 1 ? "" : "s");
+  fail(ErrorCategory::corrupt, "{}: chunk {} is not in the repository (a lost pack? run: arche backup check)", what,
+       id.short_hex());
 }
 
 std::vector<uint8_t> Repository::read_blob(const Id& id, const std::string& what) {

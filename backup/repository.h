@@ -105,6 +105,11 @@ class Repository {
   const ChunkIndex& index() const { return index_; }
   const std::vector<std::string>& index_files() const { return index_files_; }
   const std::vector<PackInfo>& unindexed_packs() const { return unindexed_; }
+  // Index files load_index could not read (their packs then count as unindexed).
+  const std::vector<std::string>& unreadable_index_files() const { return unreadable_index_; }
+  // The error for a chunk the index does not know: it names `repair index` when
+  // packs exist that no readable index file lists, else a lost pack.
+  [[noreturn]] void fail_missing_chunk(const Id& id, const std::string& what) const;
   // Every pack of every index file (for check, prune, info).
   std::vector<PackInfo> read_all_index_files(std::vector<std::string>* names = nullptr) const;
   std::vector<PackInfo> read_index_file(const std::string& name) const;
@@ -135,6 +140,8 @@ class Repository {
   ChunkIndex index_;
   std::vector<std::string> index_files_;
   std::vector<PackInfo> unindexed_;
+  std::vector<std::string> unreadable_index_;
+  size_t unindexed_count_ = 0;  // packs present that no readable index file lists
   std::mutex packs_mutex_;
   std::unordered_map<uint32_t, std::shared_ptr<File>> open_packs_;
 };

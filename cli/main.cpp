@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -61,7 +62,9 @@ int main(int argc, char** argv) {
     return report_error(ctx, arche::ErrorCategory::usage,
                         std::string(e.what()) + " (see: arche --help)");
   } catch (const arche::Error& e) {
-    return report_error(ctx, e.category(), e.what());
+    int code = report_error(ctx, e.category(), e.what());
+    // 128 + the signal, as shells expect: 130 for SIGINT, 143 for SIGTERM.
+    return e.category() == arche::ErrorCategory::interrupted ? arche::interrupt::exit_code() : code;
   } catch (const std::bad_alloc&) {
     return report_error(ctx, arche::ErrorCategory::no_space, "out of memory");
   } catch (const std::exception& e) {

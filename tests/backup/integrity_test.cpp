@@ -171,7 +171,8 @@ TEST_F(BackupIntegrity, TruncatedAndDamagedRepositoryFilesGiveClearErrors) {
   CommandResult list = backup({"list", repo});
   EXPECT_EQ(list.exit_code, 2);
   EXPECT_NE(list.err.find("snapshot"), std::string::npos);
-  EXPECT_EQ(lines(list.out), 2u) << "header and the readable snapshot: " << list.out;
+  EXPECT_EQ(lines(list.out), 3u) << "header, the readable snapshot and the damaged one: " << list.out;
+  EXPECT_NE(list.out.find("DAMAGED"), std::string::npos) << list.out;
   EXPECT_EQ(backup({"check", repo}).exit_code, 2);
 
   // A truncated pack: check names it, restoring from it fails with one line.
