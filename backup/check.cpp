@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/filesystem.hpp>
 #include <map>
 #include <mutex>
 #include <set>
@@ -13,18 +12,17 @@
 
 #include "backup/chunk_list.h"
 #include "backup/chunk_store.h"
+#include "backup/deletions.h"
 #include "backup/lock.h"
 #include "backup/pipeline.h"
 #include "backup/snapshot.h"
-#include "backup/temp_files.h"
 #include "backup/tree_store.h"
 #include "core/crc32c.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
-
-namespace fs = boost::filesystem;
+#include "core/units.h"
 
 namespace arche::backup {
 
@@ -126,9 +124,11 @@ std::string snapshot_label(const Snapshot& s) { return fmt::format("snapshot {} 
 // Reads every frame of a pack in order, verifying each chunk, and the pack checksum.
 void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChunk>& damaged, std::mutex& mutex,
                  std::atomic<uint64_t>& verified, std::vector<std::string>& errors, Progress& progress) {
-  File file;
+  // The whole pack in one read: one request to a remote store, and the checksum
+  // below is over the very bytes the frames were verified from.
+  std::vector<uint8_t> data;
   try {
-    file = File::open(repo.pack_path(pack.id), OpenMode::read_only);
+    data = repo.store().read(pack_relative_path(pack.id));
   } catch (const Error& e) {
     std::lock_guard lock(mutex);
     errors.push_back(fmt::format("pack {}: {}", pack.id.short_hex(), e.what()));
@@ -141,8 +141,10 @@ void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChun
     if (interrupt::pending_signal()) return;  // the pipeline reports the interrupt
     std::string error;
     try {
-      frame.resize(e.length);
-      file.read_exact(e.offset, frame);
+      if (!range_within(e.offset, e.length, data.size()))
+        fail(ErrorCategory::corrupt, "pack {}: frame at {} beyond its {} bytes (truncated)", pack.id.short_hex(),
+             e.offset, data.size());
+      frame.assign(data.begin() + e.offset, data.begin() + e.offset + e.length);
       std::span<const uint8_t> plain =
           open_frame(repo.keys(), frame, &e.id, scratch, fmt::format("pack {}", pack.id.short_hex()));
       if (plain.size() != e.raw_length)
@@ -161,18 +163,12 @@ void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChun
   }
   // The checksum over the whole file also covers header and footer.
   try {
-    std::vector<uint8_t> trailer(kPackTrailerSize);
-    const uint64_t size = file.size();
-    file.read_exact(size - kPackTrailerSize, trailer);
-    PackTrailer t = decode_pack_trailer(trailer, size, "pack " + pack.id.short_hex());
-    uint32_t crc = 0;
-    std::vector<uint8_t> buf(4u << 20);
-    for (uint64_t pos = 0; pos < size - kPackTrailerSize;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - kPackTrailerSize - pos));
-      file.read_exact(pos, std::span(buf.data(), n));
-      crc = crc32c(crc, buf.data(), n);
-      pos += n;
-    }
+    const uint64_t size = data.size();
+    if (size < kPackHeaderSize + kPackTrailerSize)
+      fail(ErrorCategory::corrupt, "pack {}: {} bytes is no pack (truncated)", pack.id.short_hex(), size);
+    PackTrailer t = decode_pack_trailer(std::span(data).subspan(size - kPackTrailerSize), size,
+                                        "pack " + pack.id.short_hex());
+    const uint32_t crc = crc32c(data.data(), size - kPackTrailerSize);
     if (crc != t.crc) {
       std::lock_guard lock(mutex);
       errors.push_back(fmt::format("pack {}: checksum mismatch (damaged bytes{})", pack.id.short_hex(),
@@ -202,15 +198,7 @@ CheckReport run_check(Repository& repo, const CheckOptions& options) {
   }
 
   // Leftovers of interrupted runs: harmless, but worth knowing, by name.
-  auto look_for_temps = [&](const std::string& dir) {
-    boost::system::error_code ec;
-    for (fs::directory_iterator it(fs::path(repo.root()) / dir, ec), end; !ec && it != end; it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (is_temp_name(name)) r.temporary_files.push_back(dir + "/" + name);
-    }
-  };
-  for (const char* dir : {"index", "snapshots", "keys", "locks"}) look_for_temps(dir);
-  for (int i = 0; i < 256; ++i) look_for_temps(fmt::format("data/{:02x}", i));
+  for (const ObjectInfo& t : repo.store().list_temporaries()) r.temporary_files.push_back(t.name);
   if (!r.temporary_files.empty())
     r.notes.push_back(fmt::format("{} temporary file{} of interrupted runs (removed by the next backup or prune): {}",
                                   r.temporary_files.size(), r.temporary_files.size() == 1 ? "" : "s",
@@ -231,14 +219,24 @@ CheckReport run_check(Repository& repo, const CheckOptions& options) {
       r.errors.push_back(e.what());
     }
   }
-  std::vector<Id> on_disk = repo.list_packs();
-  std::unordered_set<Id, IdHash> present(on_disk.begin(), on_disk.end());
-  size_t unindexed = 0;
-  for (const Id& id : on_disk) unindexed += !packs.count(id);
+  std::unordered_map<Id, uint64_t, IdHash> present;
+  for (const PackObject& p : repo.list_packs()) present.emplace(p.id, p.size);
+  // Packs an earlier prune marked for deletion wait for the backups that ran beside it.
+  std::unordered_set<Id, IdHash> marked;
+  for (const DeletionMark& m : load_deletion_marks(repo)) marked.insert(m.packs.begin(), m.packs.end());
+  size_t unindexed = 0, waiting = 0;
+  for (const auto& [id, size] : present) {
+    if (packs.count(id)) continue;
+    (marked.count(id) ? waiting : unindexed) += 1;
+  }
   if (unindexed)
     r.notes.push_back(fmt::format("{} pack{} not in the index (left by an interrupted backup: the next backup reuses "
                                   "them, repair index adds them, prune deletes them when unused)",
                                   unindexed, unindexed == 1 ? " is" : "s are"));
+  if (waiting)
+    r.notes.push_back(fmt::format("{} pack{} marked for deletion by a prune (deleted by the next prune once the "
+                                  "backups that ran beside it have ended)",
+                                  waiting, waiting == 1 ? " is" : "s are"));
 
   ChunkIndex& index = repo.index();
   std::vector<PackInfo> good;
@@ -249,10 +247,10 @@ CheckReport run_check(Repository& repo, const CheckOptions& options) {
       continue;
     }
     try {
-      File f = File::open(repo.pack_path(id), OpenMode::read_only);
-      if (f.size() != p.size)
-        r.errors.push_back(fmt::format("{}: {} bytes, the index says {} (truncated?)", what, f.size(), p.size));
-      PackInfo footer = read_pack_index(f, id, repo.id(), repo.keys());
+      if (present.at(id) != p.size)
+        r.errors.push_back(fmt::format("{}: {} bytes, the index says {} (truncated?)", what, present.at(id), p.size));
+      std::unique_ptr<ObjectReader> reader = repo.open_pack_object(id);
+      PackInfo footer = read_pack_index(*reader, id, repo.id(), repo.keys());
       auto key = [](const PackEntry& e) { return std::make_tuple(e.offset, e.id, e.length, e.raw_length); };
       std::vector<PackEntry> a = p.entries, b = footer.entries;
       auto by = [&](const PackEntry& x, const PackEntry& y) { return key(x) < key(y); };

@@ -21,6 +21,7 @@ std::vector<PackInfo> ChunkStore::abandon() noexcept {
   for (auto& f : finishing_) {
     try {
       done_.push_back(f.get());
+    repo_.note_write();
     } catch (const std::exception&) {
       // The pack was not completed; its temporary file is gone with its writer.
     }
@@ -54,7 +55,7 @@ void ChunkStore::append(std::span<const uint8_t> frame, const Id& id, BlobKind k
   if (current_ && current_->size() + frame.size() > repo_.settings().pack_size) rotate_locked();
   if (!current_) {
     Id pack_id = Id::random();
-    current_ = std::make_unique<PackWriter>(repo_.root(), pack_id, repo_.id(), repo_.keys());
+    current_ = std::make_unique<PackWriter>(repo_.store(), pack_id, repo_.id(), repo_.keys());
     current_number_ = repo_.index().add_pack_id(pack_id);
   }
   uint32_t offset = current_->append(frame, id, kind, raw_length);
@@ -73,6 +74,7 @@ void ChunkStore::collect_locked(size_t keep) {
     std::future<PackInfo> f = std::move(finishing_.front());
     finishing_.pop_front();
     done_.push_back(f.get());
+    repo_.note_write();
   }
 }
 

@@ -191,13 +191,26 @@ Snapshot create_snapshot(Repository& repo, const CreateOptions& options) {
   // Packs durable, then the index that lists them, then the manifest that needs both.
   std::vector<PackInfo> packs = store.finish();
   for (const PackInfo& p : repo.unindexed_packs()) packs.push_back(p);
-  if (!packs.empty()) repo.write_index_file(packs);
+  // A lock that could not be refreshed for long may have been taken for dead.
+  lock.ensure_fresh();
+  const std::string own_index = packs.empty() ? std::string() : repo.write_index_file(packs);
   const StoreStats& st = store.stats();
   snap.stats.new_blobs = st.new_blobs;
   snap.stats.new_bytes = st.new_bytes;
   snap.stats.stored_bytes = st.stored_bytes;
   snap.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  lock.ensure_fresh();
   write_snapshot(repo, snap);
+  // A prune beside this backup, which did not see the manifest, may have taken packs
+  // the snapshot needs out of the index (it deletes them only after this backup has
+  // ended): they are listed again, after the manifest, for every later prune to see.
+  try {
+    std::vector<PackInfo> again = repo.packs_to_index_again(packs, own_index, lock.maintenance_beside());
+    if (!again.empty()) repo.write_index_file(again);
+  } catch (...) {
+    repo.remove_file("snapshots", snap.id);  // never leave a snapshot that cannot be restored
+    throw;
+  }
   return snap;
 }
 

@@ -24,6 +24,7 @@
 #include "backup/file_chunker.h"
 #include "backup/tree_store.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -137,7 +138,8 @@ class FileBackup {
              repo_.keys().chunker_seed()),
         progress_("backup files", 0) {
     struct stat st {};
-    if (::stat(repo_.root().c_str(), &st) == 0) repo_id_ = {st.st_dev, st.st_ino};
+    const std::string local = repo_.store().local_path();
+    if (!local.empty() && ::stat(local.c_str(), &st) == 0) repo_id_ = {st.st_dev, st.st_ino};
   }
 
   std::vector<Id> run(const std::vector<std::string>& paths, const Snapshot* parent) {
@@ -328,12 +330,13 @@ class FileBackup {
     }
   }
 
-  bool chunks_present(const Node& n) const {
-    const ChunkIndex& index = repo_.index();
+  // The unchanged file's chunks are all there; the backup relies on them from now on.
+  bool chunks_present(const Node& n) {
+    ChunkIndex& index = repo_.index();
     for (const ChunkRef& c : n.chunks)
-      if (!c.is_hole() && !index.contains(c.id)) return false;
+      if (!c.is_hole() && !index.reference(c.id)) return false;
     for (const Id& id : n.chunk_lists)
-      if (!index.contains(id)) return false;
+      if (!index.reference(id)) return false;
     return true;
   }
 

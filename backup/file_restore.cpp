@@ -21,6 +21,7 @@
 #include "backup/tree_store.h"
 #include "core/bytes.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"

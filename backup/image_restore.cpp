@@ -17,6 +17,7 @@
 #include "backup/temp_files.h"
 #include "core/bytes.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"

@@ -17,13 +17,14 @@ RepairReport repair_index(Repository& repo) {
   std::vector<std::string> old_files = repo.list_files("index");
   std::vector<PackInfo> packs;
   std::vector<Id> salvage;
-  for (const Id& id : repo.list_packs()) {
+  for (const PackObject& p : repo.list_packs()) {
     interrupt::check();
     try {
-      File f = File::open(repo.pack_path(id), OpenMode::read_only);
-      packs.push_back(read_pack_index(f, id, repo.id(), repo.keys()));
+      std::unique_ptr<ObjectReader> reader = repo.open_pack_object(p.id);
+      packs.push_back(read_pack_index(*reader, p.id, repo.id(), repo.keys()));
     } catch (const Error& e) {
-      salvage.push_back(id);  // footer damaged: find its frames by scanning
+      if (e.category() == ErrorCategory::interrupted) throw;
+      salvage.push_back(p.id);  // footer damaged: find its frames by scanning
     }
   }
   ChunkIndex& index = repo.index();
@@ -38,12 +39,12 @@ RepairReport repair_index(Repository& repo) {
       interrupt::check();
       size_t found = 0;
       try {
-        File f = File::open(repo.pack_path(id), OpenMode::read_only);
+        std::unique_ptr<ObjectReader> f = repo.open_pack_object(id);
         std::vector<uint8_t> header(kPackHeaderSize);
-        f.read_exact(0, header);
+        f->read(0, header);
         check_pack_header(header, repo.id(), "pack " + id.short_hex());
         std::vector<uint8_t> copy, scratch;
-        scan_pack_frames(f, [&](const FrameHeader& h, uint64_t, std::span<uint8_t> frame) {
+        scan_pack_frames(*f, "pack " + id.short_hex(), [&](const FrameHeader& h, uint64_t, std::span<uint8_t> frame) {
           copy.assign(frame.begin(), frame.end());
           try {
             std::span<const uint8_t> plain = open_frame(repo.keys(), copy, &h.id, scratch, "salvage");
@@ -72,17 +73,17 @@ RepairReport repair_index(Repository& repo) {
       repo.remove_file("index", name);
       ++report.replaced_index_files;
     }
+  // Every pack is in the index now: what prunes marked for deletion is back in use
+  // until the next prune looks again.
+  for (const std::string& name : repo.list_files("deletions")) repo.remove_file("deletions", name);
   // The damaged packs' good frames live on in the new packs now.
-  for (const Id& id : replaced) {
-    std::string path = repo.pack_path(id);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "remove " + path);
-  }
+  for (const Id& id : replaced) repo.remove_pack(id);
   return report;
 }
 
 SnapshotRepairReport repair_snapshots(Repository& repo, bool dry_run) {
   SnapshotRepairReport report;
-  RepoLock lock(repo, LockMode::exclusive, "backup repair snapshots");
+  RepoLock lock(repo, LockMode::maintain, "backup repair snapshots");
   std::vector<DamagedManifest> damaged;
   std::vector<Snapshot> intact = load_snapshots(repo, &damaged);
   report.intact = intact.size();

@@ -2,6 +2,7 @@
 
 #include "backup/lock.h"
 #include "core/error.h"
+#include "core/file.h"
 
 namespace arche::backup {
 

@@ -153,9 +153,11 @@ std::vector<RetentionGroup> apply_retention(const std::vector<Snapshot>& snapsho
   for (const Snapshot& s : snapshots)
     if (filter.matches(s)) members[group_key(s, by)].push_back(s);
   std::vector<RetentionGroup> groups;
-  for (auto& [key, list] : members) {
+  for (auto& entry : members) {
+    // Not a structured binding: clang (the fuzz build) cannot capture one in a lambda.
+    const std::vector<Snapshot>& list = entry.second;
     RetentionGroup g;
-    g.key = key;
+    g.key = entry.first;
     std::vector<KeepDecision> decisions = apply_policy(list, policy);
     std::vector<size_t> order(list.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;

@@ -12,7 +12,7 @@ constexpr size_t kCachedChunks = 4;
 }
 
 SnapshotImageDevice::SnapshotImageDevice(Repository& repo, const Snapshot& snapshot, const ImageRecord& image)
-    : repo_(repo), image_(image), name_(repo.root() + "::" + snapshot.name + ":" + image.name) {}
+    : repo_(repo), image_(image), name_(repo.location() + "::" + snapshot.name + ":" + image.name) {}
 
 void SnapshotImageDevice::read_only() const { fail(ErrorCategory::unsupported, "{}: a snapshot is read-only", name_); }
 void SnapshotImageDevice::write(uint64_t, std::span<const uint8_t>) { read_only(); }

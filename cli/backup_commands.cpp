@@ -13,6 +13,7 @@
 
 #include "backup/create.h"
 #include "backup/restore.h"
+#include "backup/store.h"
 #include "cli/backup_cli.h"
 #include "cli/backup_print.h"
 #include "core/error.h"
@@ -70,9 +71,10 @@ std::pair<std::string, std::string> split_target(const std::string& text, bool n
 }
 
 std::unique_ptr<Repository> open_repo(const std::string& repo, const PassArgs& a) {
-  Repository::read_header(repo);  // "not a repository" before asking for a passphrase
+  std::shared_ptr<Store> store = open_store(repo);
+  Repository::read_header(*store);  // "not a repository" before asking for a passphrase
   SecretBytes pass = read_passphrase(passphrase_source(a, repo));
-  return Repository::open(repo, pass.span());
+  return Repository::open(std::move(store), pass.span());
 }
 
 void quiet_if_json(const Context& ctx) {
@@ -123,7 +125,7 @@ void add_init(CLI::App& group, Context& ctx) {
     }
     SecretBytes pass = read_new_passphrase(source);
     Repository::init(repo, pass.span(), o);
-    RepoConfigHeader h = Repository::read_header(repo);
+    RepoConfigHeader h = Repository::read_header(*open_store(repo));
     if (ctx.json) {
       print_json(Json{{"repository", repo}, {"id", h.repo_id.hex()}});
       return;

@@ -220,7 +220,7 @@ void print_snapshot_info(const Context& ctx, const Snapshot& s) {
 void print_repository_info(const Context& ctx, const Repository& repo, const RepoInfo& info) {
   const RepoSettings& st = repo.settings();
   if (ctx.json) {
-    print_json(Json{{"repository", repo.root()},
+    print_json(Json{{"repository", repo.location()},
                     {"id", repo.id().hex()},
                     {"format-version", fmt::format("{}.{}", repo.header().major, repo.header().minor)},
                     {"created", rfc3339(static_cast<int64_t>(repo.header().created) * 1000000000)},
@@ -242,7 +242,7 @@ void print_repository_info(const Context& ctx, const Repository& repo, const Rep
                     {"pack-size", st.pack_size}});
     return;
   }
-  std::printf("repository: %s\nid: %s (format %u.%u)\nsnapshots: %llu\n", repo.root().c_str(), repo.id().hex().c_str(),
+  std::printf("repository: %s\nid: %s (format %u.%u)\nsnapshots: %llu\n", repo.location().c_str(), repo.id().hex().c_str(),
               repo.header().major, repo.header().minor, static_cast<unsigned long long>(info.snapshots));
   if (info.damaged_snapshots)
     std::printf("damaged snapshot manifests: %llu (arche backup repair snapshots removes them)\n",
@@ -307,8 +307,9 @@ void print_prune(const Context& ctx, const PruneReport& r, bool dry_run) {
     }
     print_json(Json{{"dry-run", dry_run}, {"groups", groups}, {"kept", all_kept}, {"removed", all_removed},
                     {"packs-deleted", r.packs_deleted}, {"packs-repacked", r.packs_repacked},
-                    {"packs-written", r.packs_written}, {"bytes-freed", r.bytes_freed},
-                    {"bytes-repacked", r.bytes_repacked}});
+                    {"packs-written", r.packs_written}, {"packs-waiting", r.packs_waiting},
+                    {"bytes-waiting", r.bytes_waiting}, {"packs-revived", r.packs_revived},
+                    {"bytes-freed", r.bytes_freed}, {"bytes-repacked", r.bytes_repacked}});
     return;
   }
   for (const RetentionGroup& g : r.groups) {
@@ -332,6 +333,12 @@ void print_prune(const Context& ctx, const PruneReport& r, bool dry_run) {
   say(ctx, fmt::format("removed {}; deleted {}, repacked {} ({} copied); {} freed",
                        count(removed, "snapshot", "snapshots"), count(r.packs_deleted, "pack", "packs"),
                        r.packs_repacked, format_size(r.bytes_repacked), format_size(r.bytes_freed)));
+  if (r.packs_waiting)
+    say(ctx, fmt::format("{} ({}) marked for deletion: backups run beside this prune; a prune after they have ended "
+                         "deletes them",
+                         count(r.packs_waiting, "pack", "packs"), format_size(r.bytes_waiting)));
+  if (r.packs_revived)
+    say(ctx, fmt::format("{} that a snapshot needs indexed again", count(r.packs_revived, "pack", "packs")));
 }
 
 void print_check(const Context& ctx, const CheckReport& r, bool read_data) {

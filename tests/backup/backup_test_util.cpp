@@ -89,8 +89,9 @@ std::string rewrite_snapshot(const std::string& repo, const std::string& id,
   return s.id;
 }
 
-Background::Background(const std::vector<std::string>& args, const std::string& dir) {
-  std::vector<std::string> all{arche::test::arche_binary()};
+Background::Background(const std::vector<std::string>& args, const std::string& dir, bool program) {
+  std::vector<std::string> all;
+  if (!program) all.push_back(arche::test::arche_binary());
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
@@ -102,7 +103,7 @@ Background::Background(const std::vector<std::string>& args, const std::string& 
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  int rc = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  int rc = ::posix_spawnp(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error("posix_spawn failed");
 }

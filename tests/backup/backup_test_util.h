@@ -13,6 +13,7 @@
 
 #include "backup/repository.h"
 #include "backup/snapshot.h"
+#include "core/file.h"
 #include "tests/common/test_util.h"
 
 namespace arche::backup::test {
@@ -52,10 +53,11 @@ pid_t dead_pid();
 std::string rewrite_snapshot(const std::string& repo, const std::string& id,
                              const std::function<void(Snapshot&)>& change);
 
-// `arche ARGS...` started in the background (stdout and stderr to files in `dir`).
+// `arche ARGS...` (with `program`: ARGS[0] from PATH with the rest) started in the
+// background, stdout and stderr to files in `dir`.
 class Background {
  public:
-  Background(const std::vector<std::string>& args, const std::string& dir);
+  Background(const std::vector<std::string>& args, const std::string& dir, bool program = false);
   ~Background();
   pid_t pid() const { return pid_; }
   // Sends `sig`; returns false when the process had ended already.

@@ -72,7 +72,7 @@ std::pair<std::string, uint64_t> locate(const std::string& repo, std::span<const
   Id id = r->keys().chunk_id(data);
   auto where = r->index().find(id);
   if (!where) throw std::runtime_error("chunk not found");
-  return {r->pack_path(r->index().pack_id(where->pack)), where->offset + where->length / 2};
+  return {repo + "/" + pack_relative_path(r->index().pack_id(where->pack)), where->offset + where->length / 2};
 }
 
 void flip_bit(const std::string& path, uint64_t offset) {
