@@ -152,6 +152,7 @@ class Pruner {
       for (const Snapshot& s : g.removed) dropped.insert(s.id);
 
     repo_.load_index(/*adopt_unindexed=*/false);
+    read_unindexed_packs_too();
     UsedBlobs collector(repo_);
     for (const Snapshot& s : all_)
       if (!dropped.count(s.id)) collector.add_snapshot(s);
@@ -179,6 +180,29 @@ class Pruner {
 
  private:
   bool is_used(const Id& id) const { return std::binary_search(used_.begin(), used_.end(), id); }
+
+  // A backup beside an earlier prune writes its manifest while the packs it relies on
+  // may be in no index file (that prune took them out; the backup indexes them again
+  // right after its manifest). Its trees must still be walked, so the chunks of packs
+  // no index file lists are made readable too; plan() then indexes again the packs
+  // holding what a snapshot needs.
+  void read_unindexed_packs_too() {
+    ChunkIndex& index = repo_.index();
+    std::unordered_set<Id, IdHash> indexed;
+    for (size_t n = 0; n < index.pack_count(); ++n) indexed.insert(index.pack_id(static_cast<uint32_t>(n)));
+    bool added = false;
+    for (const PackObject& p : repo_.list_packs()) {
+      if (indexed.count(p.id)) continue;
+      interrupt::check();
+      try {
+        index.add_pack(footer_of(repo_, p.id));
+        added = true;
+      } catch (const Error& e) {
+        if (e.category() == ErrorCategory::interrupted) throw;  // unreadable or deleted meanwhile: not needed here
+      }
+    }
+    if (added) index.finalize();
+  }
 
   // Which indexed packs stay, are repacked or go; which unindexed ones snapshots need.
   void plan() {
