@@ -6,7 +6,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/units.h"
-#include "image/qcow2/qcow2_compress.h"
 #include "image/qcow2/qcow2_driver.h"
 
 namespace arche::image::qcow2 {
@@ -202,11 +201,9 @@ void Qcow2Device::read_compressed(uint64_t entry, std::span<uint8_t> cluster) {
   if (got == 0)
     fail(ErrorCategory::corrupt, "{}: qcow2 compressed cluster at 0x{:x} lies outside the file", filename(), ref.offset);
   in.resize(got);  // the last compressed cluster may end before its final sector does
-  try {
-    decompress_cluster(header_.compression_type, in, cluster);
-  } catch (const Error& e) {
-    fail(ErrorCategory::corrupt, "{}: qcow2 compressed cluster at 0x{:x}: {}", filename(), ref.offset, e.what());
-  }
+  // What QEMU reads: the first cluster's worth of the stream.
+  compress::decompress_into(codec_of(header_.compression_type), in, cluster, compress::Expect::prefix,
+                            fmt::format("{}: qcow2 compressed cluster at 0x{:x}", filename(), ref.offset));
   std::lock_guard lock(decompressed_mutex_);
   decompressed_.assign(cluster.begin(), cluster.end());
   decompressed_entry_ = entry;
@@ -527,7 +524,9 @@ void Qcow2Device::write_compressed(uint64_t offset, std::span<const uint8_t> blo
   std::vector<uint8_t> cluster(block.begin(), block.end());
   cluster.resize(cluster_size_, 0);
   // Compression runs before taking the lock, so callers compress in parallel.
-  std::vector<uint8_t> packed = compress_cluster(header_.compression_type, cluster, max_compressed_length(cluster_bits_));
+  std::vector<uint8_t> packed(max_compressed_length(cluster_bits_));
+  packed.resize(compress::compress_into(codec_of(header_.compression_type), compression_level(header_.compression_type),
+                                        cluster, packed));
 
   std::unique_lock lock(lock_);
   mark_dirty_for_lazy_refcounts();
