@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 
@@ -16,8 +17,19 @@ const char* to_string(ExtentKind kind) {
   return "?";
 }
 
-void BlockDevice::write_compressed(uint64_t, std::span<const uint8_t>) {
+size_t BlockDevice::pack(std::span<const uint8_t>, std::span<uint8_t>) const {
   fail(ErrorCategory::unsupported, "{}: format {} cannot store compressed blocks", filename(), format());
+}
+
+void BlockDevice::write_packed(std::span<const PackedBlock>) {
+  fail(ErrorCategory::unsupported, "{}: format {} cannot store compressed blocks", filename(), format());
+}
+
+void BlockDevice::write_compressed(uint64_t offset, std::span<const uint8_t> block) {
+  std::vector<uint8_t> packed(packed_bound());
+  packed.resize(pack(block, packed));
+  PackedBlock b{offset, block, packed};
+  write_packed(std::span(&b, 1));
 }
 
 void BlockDevice::resize(uint64_t) {
