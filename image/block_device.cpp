@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "core/error.h"
 
@@ -23,13 +22,6 @@ size_t BlockDevice::pack(std::span<const uint8_t>, std::span<uint8_t>) const {
 
 void BlockDevice::write_packed(std::span<const PackedBlock>) {
   fail(ErrorCategory::unsupported, "{}: format {} cannot store compressed blocks", filename(), format());
-}
-
-void BlockDevice::write_compressed(uint64_t offset, std::span<const uint8_t> block) {
-  std::vector<uint8_t> packed(packed_bound());
-  packed.resize(pack(block, packed));
-  PackedBlock b{offset, block, packed};
-  write_packed(std::span(&b, 1));
 }
 
 void BlockDevice::resize(uint64_t) {

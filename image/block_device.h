@@ -58,6 +58,7 @@ struct ImageInfo {
   std::optional<std::string> backing_format;     // as recorded in the image
   std::optional<std::string> full_backing_file;  // resolved path
   bool dirty = false;
+  bool encrypted = false;  // info describes it; arche reads none of its data
   Json format_specific = Json::object();
   Json snapshots = Json::array();
 };
@@ -115,8 +116,6 @@ class BlockDevice {
   // Stores each block at its offset (a multiple of granularity()), compressed as
   // pack() gave it (`packed` empty: as it is).
   virtual void write_packed(std::span<const PackedBlock> blocks);
-  // pack() and write_packed() for one block.
-  void write_compressed(uint64_t offset, std::span<const uint8_t> block);
 
   // True when writes must come in increasing, non-overlapping order (a
   // streamOptimized VMDK being written front to back). Writers such as convert then
