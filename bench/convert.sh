@@ -5,7 +5,7 @@
 #   CPU seconds (user + system) of each, and the ratios arche / qemu-img.
 # Usage: bench/convert.sh [ARCHE_BINARY]
 #   env: BENCH_DIR for the images (default /var/tmp/arche-bench); ROWS=compressed runs
-#   only the two compressed conversions.
+#   only the two compressed conversions; RUNS=N takes the best of N runs (default 3).
 set -euo pipefail
 ARCHE=$(realpath "${1:-build/cli/arche}")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +26,7 @@ fi
 # machines this runs on are often shared: wall time then depends on the neighbours.
 best() {
   local out=$1 best="" cpu="" w u s; shift
-  for _ in 1 2 3; do
+  for _ in $(seq "${RUNS:-3}"); do
     rm -f "$out"; sync
     /usr/bin/time -f "%e %U %S" -o time.out "$@" >/dev/null
     read -r w u s < time.out
@@ -46,7 +46,7 @@ row() {
 cat disk.raw >/dev/null  # warm the cache once
 rm -f q.qcow2 a.qcow2 q.raw a.raw qc.qcow2 ac.qcow2 a.vmdk q.vmdk av.qcow2 qv.qcow2 as.vmdk qs.vmdk
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-printf '%-34s %8s %8s %8s %8s %8s %8s\n' "work (best of 3, seconds)" "arche" "CPU" "qemu-img" "CPU" "wall x" "CPU x"
+printf '%-34s %8s %8s %8s %8s %8s %8s\n' "work (best of ${RUNS:-3}, seconds)" "arche" "CPU" "qemu-img" "CPU" "wall x" "CPU x"
 rows=${ROWS:-all}  # ROWS=compressed: only the compressed conversions
 checks=()
 if [ "$rows" = all ]; then
