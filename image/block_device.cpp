@@ -16,7 +16,11 @@ const char* to_string(ExtentKind kind) {
   return "?";
 }
 
-void BlockDevice::write_compressed(uint64_t, std::span<const uint8_t>) {
+size_t BlockDevice::pack(std::span<const uint8_t>, std::span<uint8_t>) const {
+  fail(ErrorCategory::unsupported, "{}: format {} cannot store compressed blocks", filename(), format());
+}
+
+void BlockDevice::write_packed(std::span<const PackedBlock>) {
   fail(ErrorCategory::unsupported, "{}: format {} cannot store compressed blocks", filename(), format());
 }
 

@@ -63,6 +63,13 @@ struct ImageInfo {
   Json snapshots = Json::array();
 };
 
+// One block for BlockDevice::write_packed.
+struct PackedBlock {
+  uint64_t offset;
+  std::span<const uint8_t> block;   // the data
+  std::span<const uint8_t> packed;  // its compressed form from pack(); empty: store `block`
+};
+
 class BlockDevice {
  public:
   virtual ~BlockDevice() = default;
@@ -92,10 +99,23 @@ class BlockDevice {
   // The unit of allocation and of discard (cluster size; 4096 for raw files).
   virtual uint64_t granularity() const = 0;
 
-  // Writes one whole granularity block compressed. Only drivers that store
-  // compressed blocks (qcow2, streamOptimized VMDK) support it.
+  // Compressed writes, for drivers that store compressed blocks (qcow2,
+  // streamOptimized VMDK). They come in two steps so that writers compress on all
+  // cores and only the storing is serial: pack() compresses one granularity block
+  // (the disk's last may be short) on the calling thread without touching the
+  // device; write_packed() stores blocks pack() prepared, in one call.
   virtual bool supports_compressed_writes() const { return false; }
-  virtual void write_compressed(uint64_t offset, std::span<const uint8_t> block);
+  // True when the device compresses whatever it stores (a streamOptimized VMDK):
+  // writers then pack blocks on their own threads instead of calling write().
+  virtual bool compresses_every_write() const { return false; }
+  // Bytes pack() may need for one block.
+  virtual size_t packed_bound() const { return 0; }
+  // Compresses `block` into `out` (packed_bound() bytes); returns the length, or 0
+  // when compression does not pay and the block is to be stored as it is.
+  virtual size_t pack(std::span<const uint8_t> block, std::span<uint8_t> out) const;
+  // Stores each block at its offset (a multiple of granularity()), compressed as
+  // pack() gave it (`packed` empty: as it is).
+  virtual void write_packed(std::span<const PackedBlock> blocks);
 
   // True when writes must come in increasing, non-overlapping order (a
   // streamOptimized VMDK being written front to back). Writers such as convert then
