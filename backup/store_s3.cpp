@@ -328,7 +328,7 @@ S3Store::S3Store(const std::string& url, s3::Credentials credentials, S3Options 
   }
 }
 
-std::unique_ptr<S3Store> S3Store::open(const std::string& url) {
+std::unique_ptr<S3Store> S3Store::from_url(const std::string& url) {
   const RemoteUrl u = parse_remote_url(url);
   return std::make_unique<S3Store>(url, s3::load_credentials(u.user), S3Options::from_environment());
 }

@@ -60,7 +60,7 @@ class S3Store : public Store {
  public:
   S3Store(const std::string& url, s3::Credentials credentials, S3Options options);
   // Credentials and options from the environment (s3_credentials.h).
-  static std::unique_ptr<S3Store> open(const std::string& url);
+  static std::unique_ptr<S3Store> from_url(const std::string& url);
   ~S3Store() override;
 
   std::string location() const override { return location_; }
