@@ -417,7 +417,9 @@ void S3Store::fail_reply(const HttpResponse& response, std::string_view what) co
         fail(ErrorCategory::permission, "{}: {}: the endpoint refuses the credentials of {} ({})", location_, what,
              credentials_.source, http);
       }
-      fail(ErrorCategory::permission, "{}: {}: access denied ({})", location_, what, http);
+      // A HEAD has no body to say why: the credentials are the usual suspect.
+      fail(ErrorCategory::permission, "{}: {}: access denied ({}; credentials from {})", location_, what, http,
+           credentials_.source);
     case 412: fail(ErrorCategory::exists, "{}: {} exists already", location_, what);
     case 416: fail(ErrorCategory::format, "{}: {}: truncated (range beyond the end)", location_, what);
     default: fail(ErrorCategory::io, "{}: {}: {}", location_, what, http);

@@ -94,6 +94,26 @@ std::map<std::string, std::string> RgwCluster::environment() const {
   return {{"AWS_ACCESS_KEY_ID", access_key_}, {"AWS_SECRET_ACCESS_KEY", secret_key_}, {"AWS_SESSION_TOKEN", ""}};
 }
 
+void RgwCluster::damage_object(const std::string& key, uint64_t offset) {
+  // The RADOS name of a small object is "<bucket marker>_<key>".
+  const std::string conf = dir_->file("ceph.conf"), pool = "default.rgw.buckets.data";
+  const CommandResult listed = run({"rados", "-c", conf, "-p", pool, "ls"});
+  if (listed.exit_code != 0) throw std::runtime_error("rados ls failed: " + listed.err);
+  std::istringstream lines(listed.out);
+  std::string rados_name;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() > key.size() && line.ends_with("_" + key)) rados_name = line;
+  }
+  if (rados_name.empty()) throw std::runtime_error("no RADOS object for " + key);
+  const std::string file = dir_->file("damaged");
+  if (run({"rados", "-c", conf, "-p", pool, "get", rados_name, file}).exit_code != 0) throw std::runtime_error("rados get failed");
+  std::vector<uint8_t> bytes = read_file(file);
+  if (offset >= bytes.size()) throw std::runtime_error("offset beyond the RADOS object");
+  bytes[offset] ^= 0x01;
+  write_file(file, bytes);
+  if (run({"rados", "-c", conf, "-p", pool, "put", rados_name, file}).exit_code != 0) throw std::runtime_error("rados put failed");
+}
+
 void RgwCluster::kill_gateway() { run({script("stop-rgw.sh"), "--rgw", dir_->path()}); }
 
 void RgwCluster::start_gateway() {

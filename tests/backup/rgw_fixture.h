@@ -35,6 +35,11 @@ class RgwCluster {
   // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, for tests that run the arche CLI.
   std::map<std::string, std::string> environment() const;
 
+  // Flips one byte of an object in RADOS itself, below the gateway (a damaged disk):
+  // the gateway serves the damaged bytes. `key` is the full S3 key, unique among the
+  // cluster's buckets; objects up to 4 MiB (one RADOS object).
+  void damage_object(const std::string& key, uint64_t offset);
+
   // SIGKILL to radosgw (mon and osd stay): requests fail as with a crashed gateway.
   void kill_gateway();
   // radosgw again; returns when it answers a PUT.
