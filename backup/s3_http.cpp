@@ -63,6 +63,14 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
     return n;
   }
   const size_t limit = t->request->max_reply ? t->request->max_reply : t->options->max_reply_bytes;
+  if (t->response.body.empty()) {
+    // One allocation for a whole object when its length is known.
+    const std::string length = t->response.header("content-length").value_or("");
+    size_t expected = 0;
+    if (std::from_chars(length.data(), length.data() + length.size(), expected).ec == std::errc() && expected <= limit) {
+      t->response.body.reserve(expected);
+    }
+  }
   if (t->response.body.size() + n > limit) {
     t->overflow = true;
     return 0;

@@ -458,23 +458,16 @@ void SftpStore::retrying(std::string_view what, const std::function<void(const s
 }
 
 void SftpStore::make_parents(SftpClient& c, const std::string& path) {
-  std::vector<std::string> missing;
-  for (std::string dir = path; !dir.empty() && dir != "/"; dir = parent_of(dir)) {
-    {
-      std::lock_guard lock(dirs_mutex_);
-      if (made_dirs_.count(dir)) break;
-    }
-    missing.push_back(dir);
-  }
-  // Top down; a directory that exists already (or appeared meanwhile) is fine.
-  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+  // Called when an open found no directory: everything from the top, each MKDIR
+  // allowed to find its directory there already (made meanwhile by another writer).
+  std::vector<std::string> dirs;
+  for (std::string dir = path; !dir.empty() && dir != "/" && dir != "."; dir = parent_of(dir)) dirs.push_back(dir);
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
     const uint32_t id = c.next_id();
     const Reply reply = c.send(id, Request(SSH_FXP_MKDIR, id).string(*it).attrs(kDirMode).finish()).get();
     if (status_code(reply) != SSH_FX_OK && !stat_path(c, *it, location_ + ": " + *it)) {
       sftp::check_status(reply, location_ + ": creating directory " + *it);
     }
-    std::lock_guard lock(dirs_mutex_);
-    made_dirs_.insert(*it);
   }
 }
 
@@ -554,7 +547,11 @@ std::vector<ObjectInfo> SftpStore::walk(std::string_view prefix, bool temporarie
             continue;
           }
           for (sftp::NameEntry& e : sftp::parse_names(reply)) {
-            if (e.name == "." || e.name == ".." || e.name.find('/') != std::string::npos) continue;
+            // Names the repository never makes (".", control characters) are not its objects.
+            if (e.name == "." || e.name == ".." || e.name.empty() ||
+                std::any_of(e.name.begin(), e.name.end(), [](unsigned char ch) { return ch < 0x20 || ch == '/' || ch == 0x7f; })) {
+              continue;
+            }
             std::string rel = d.relative.empty() ? e.name : d.relative + "/" + e.name;
             if (e.attrs.is_directory()) {
               // Only directories the prefix can reach into.

@@ -23,7 +23,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 
 #include "backup/remote_retry.h"
@@ -98,8 +97,6 @@ class SftpStore : public Store {
   sftp::SshSecrets secrets_;
   std::mutex connect_mutex_;
   std::shared_ptr<sftp::SftpClient> client_;
-  std::mutex dirs_mutex_;
-  std::set<std::string> made_dirs_;
 };
 
 // True for the name of a writer's temporary object (".NAME.arche-tmp-...").
