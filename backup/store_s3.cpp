@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "backup/remote_url.h"
+#include "backup/s3_objects.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -17,20 +18,9 @@ namespace {
 
 using s3::HeaderList;
 using s3::HttpResponse;
-
-// Replies are quoted in one-line messages: no control characters, bounded length.
-std::string one_line(std::string_view text, size_t limit = 200) {
-  std::string out;
-  for (char c : text.substr(0, limit)) out.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
-  return out;
-}
-
-bool success(long status) { return status >= 200 && status < 300; }
-
-std::string error_code(const HttpResponse& response) {
-  if (auto reply = s3::parse_error(response.text())) return reply->code;
-  return "";
-}
+using s3::error_code;
+using s3::one_line;
+using s3::success;
 
 // Why an attempt failed, when it is worth another one; "" when it is not.
 std::string retry_reason(const s3::HttpResult& result) {
@@ -113,145 +103,6 @@ const char* env(const char* name) {
   const char* value = std::getenv(name);
   return value && *value ? value : nullptr;
 }
-
-class S3Reader : public ObjectReader {
- public:
-  S3Reader(S3Store& store, std::string name, uint64_t size) : store_(store), name_(std::move(name)), size_(size) {}
-  uint64_t size() const override { return size_; }
-  void read(uint64_t offset, std::span<uint8_t> out) override {
-    if (offset > size_ || out.size() > size_ - offset) {
-      fail(ErrorCategory::format, "{}: {}: truncated (reading {} bytes at {} of a {}-byte object)", store_.location(), name_,
-           out.size(), offset, size_);
-    }
-    if (out.empty()) return;
-    S3Store::Call c;
-    c.key = store_.key_of(name_);
-    c.headers = {{"range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + out.size() - 1)}};
-    c.into = out;
-    const S3Store::Reply reply = store_.call(c, name_);
-    if (!success(reply.response.status)) store_.fail_reply(reply.response, name_);
-    if (reply.response.into_bytes != out.size()) {
-      fail(ErrorCategory::format, "{}: {}: truncated ({} of {} bytes at offset {})", store_.location(), name_,
-           reply.response.into_bytes, out.size(), offset);
-    }
-  }
-
- private:
-  S3Store& store_;
-  std::string name_;
-  uint64_t size_;
-};
-
-// Buffers up to one part; a small object becomes one PUT at commit(), a larger one a
-// multipart upload whose parts leave as they fill.
-class S3Writer : public ObjectWriter {
- public:
-  S3Writer(S3Store& store, std::string name, WriteMode mode)
-      : store_(store), name_(std::move(name)), key_(store.key_of(name_)), mode_(mode) {}
-
-  ~S3Writer() override {
-    if (committed_ || upload_id_.empty()) return;
-    // Best effort and once: the endpoint may be the reason we are here.
-    try {
-      S3Store::Call c;
-      c.method = "DELETE";
-      c.key = key_;
-      c.query = {{"uploadId", upload_id_}};
-      store_.call_once(c, name_);
-    } catch (...) {
-    }
-  }
-
-  void append(std::span<const uint8_t> data) override {
-    if (committed_) fail(ErrorCategory::internal, "{}: {}: append after commit", store_.location(), name_);
-    while (!data.empty()) {
-      const size_t take = std::min(data.size(), store_.part_size() - buffer_.size());
-      buffer_.insert(buffer_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(take));
-      data = data.subspan(take);
-      written_ += take;
-      if (buffer_.size() == store_.part_size()) upload_part();
-    }
-  }
-
-  uint64_t bytes_written() const override { return written_; }
-
-  void commit() override {
-    if (committed_) return;
-    if (upload_id_.empty()) {
-      store_.write(name_, buffer_, mode_);
-    } else {
-      if (!buffer_.empty()) upload_part();
-      complete();
-    }
-    committed_ = true;
-    buffer_ = {};
-  }
-
- private:
-  void start() {
-    if (mode_ == WriteMode::create && store_.stat(name_)) {
-      fail(ErrorCategory::exists, "{}: {} exists already", store_.location(), name_);
-    }
-    S3Store::Call c;
-    c.method = "POST";
-    c.key = key_;
-    c.query = {{"uploads", ""}};
-    const S3Store::Reply reply = store_.call(c, name_);
-    if (!success(reply.response.status)) store_.fail_reply(reply.response, name_);
-    upload_id_ = s3::parse_initiate_multipart(reply.response.text());
-  }
-
-  void upload_part() {
-    if (upload_id_.empty()) start();
-    const unsigned number = static_cast<unsigned>(parts_.size() + 1);
-    S3Store::Call c;
-    c.method = "PUT";
-    c.key = key_;
-    c.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id_}};
-    c.body = buffer_;
-    const S3Store::Reply reply = store_.call(c, name_);
-    if (!success(reply.response.status)) store_.fail_reply(reply.response, name_);
-    const std::optional<std::string> etag = reply.response.header("etag");
-    if (!etag || etag->empty()) fail(ErrorCategory::format, "{}: {}: part {} stored without an ETag", store_.location(), name_, number);
-    parts_.push_back({number, *etag});
-    buffer_.clear();
-  }
-
-  void complete() {
-    if (mode_ == WriteMode::create && store_.stat(name_)) {
-      fail(ErrorCategory::exists, "{}: {} exists already", store_.location(), name_);
-    }
-    const std::string body = s3::complete_multipart_body(parts_);
-    S3Store::Call c;
-    c.method = "POST";
-    c.key = key_;
-    c.query = {{"uploadId", upload_id_}};
-    c.headers = {{"content-type", "application/xml"}};
-    if (mode_ == WriteMode::create && store_.conditional_put()) c.headers.emplace_back("if-none-match", "*");
-    c.body = std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size());
-    const S3Store::Reply reply = store_.call(c, name_);
-    if (reply.response.status == 404 && reply.attempts > 1 && error_code(reply.response) == "NoSuchUpload") {
-      // An earlier attempt completed it and its reply was lost: the object says so.
-      if (auto info = store_.stat(name_); info && info->size == written_) return;
-    }
-    if (!success(reply.response.status)) store_.fail_reply(reply.response, name_);
-    // CompleteMultipartUpload may fail after its 200 status line: the body tells.
-    if (auto error = s3::parse_error(reply.response.text())) {
-      fail(ErrorCategory::io, "{}: {}: completing the upload failed: {} {}", store_.location(), name_, one_line(error->code, 64),
-           one_line(error->message));
-    }
-  }
-
-  S3Store& store_;
-  std::string name_;
-  std::string key_;
-  WriteMode mode_;
-  std::vector<uint8_t> buffer_;
-  uint64_t written_ = 0;
-  std::string upload_id_;
-  std::vector<s3::UploadPart> parts_;
-  bool committed_ = false;
-};
 
 }  // namespace
 
@@ -530,21 +381,21 @@ std::vector<uint8_t> S3Store::read_range(std::string_view name, uint64_t offset,
     return {};
   }
   std::vector<uint8_t> out(length);
-  S3Reader(*this, std::string(name), UINT64_MAX).read(offset, out);
+  s3::open_reader(*this, std::string(name), UINT64_MAX)->read(offset, out);
   return out;
 }
 
 std::unique_ptr<ObjectReader> S3Store::open(std::string_view name) {
   const std::optional<ObjectInfo> info = stat(name);
   if (!info) fail(ErrorCategory::not_found, "{}: {}: no such object", location_, name);
-  return std::make_unique<S3Reader>(*this, std::string(name), info->size);
+  return s3::open_reader(*this, std::string(name), info->size);
 }
 
 void S3Store::write(std::string_view name, std::span<const uint8_t> data, WriteMode mode) {
   if (data.size() <= options_.part_size) return put(name, data, mode);
-  S3Writer writer(*this, std::string(name), mode);
-  writer.append(data);
-  writer.commit();
+  const std::unique_ptr<ObjectWriter> writer = s3::open_writer(*this, std::string(name), mode);
+  writer->append(data);
+  writer->commit();
 }
 
 void S3Store::put(std::string_view name, std::span<const uint8_t> data, WriteMode mode) {
@@ -572,7 +423,7 @@ void S3Store::put(std::string_view name, std::span<const uint8_t> data, WriteMod
 
 std::unique_ptr<ObjectWriter> S3Store::create(std::string_view name, WriteMode mode) {
   key_of(name);  // checks the name now rather than at commit
-  return std::make_unique<S3Writer>(*this, std::string(name), mode);
+  return s3::open_writer(*this, std::string(name), mode);
 }
 
 void S3Store::remove(std::string_view name) {
