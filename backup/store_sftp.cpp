@@ -132,13 +132,18 @@ void SftpStore::fail_write(SftpClient& c, const Error& error, const std::string&
 
 StoreCapabilities SftpStore::capabilities() const {
   StoreCapabilities caps;
-  // Without posix-rename a replacement is remove + rename; a client is needed to know.
-  auto* self = const_cast<SftpStore*>(this);
-  bool posix_rename = false;
-  self->retrying("capabilities", [&](const std::shared_ptr<SftpClient>& c) {
-    posix_rename = c->has_extension("posix-rename@openssh.com");
-  });
-  caps.atomic_rename = posix_rename;
+  // Without posix-rename a replacement is remove + rename. Whether the server has it
+  // takes a session to know; it does not change, so it is asked once.
+  {
+    std::lock_guard lock(capabilities_mutex_);
+    if (!posix_rename_) {
+      auto* self = const_cast<SftpStore*>(this);
+      self->retrying("connecting", [&](const std::shared_ptr<SftpClient>& c) {
+        posix_rename_ = c->has_extension("posix-rename@openssh.com");
+      });
+    }
+    caps.atomic_rename = *posix_rename_;
+  }
   caps.exclusive_create = true;  // SSH_FXF_EXCL, and RENAME that refuses an existing target
   caps.consistent_listing = true;  // one server's file system
   caps.local = false;

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "backup/remote_retry.h"
@@ -97,6 +98,8 @@ class SftpStore : public Store {
   sftp::SshSecrets secrets_;
   std::mutex connect_mutex_;
   std::shared_ptr<sftp::SftpClient> client_;
+  mutable std::mutex capabilities_mutex_;
+  mutable std::optional<bool> posix_rename_;
 };
 
 // True for the name of a writer's temporary object (".NAME.arche-tmp-...").

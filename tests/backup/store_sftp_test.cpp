@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -225,6 +226,38 @@ TEST(SftpServerKilled, RequestsFailWithOneErrorWhileTheServerIsAway) {
   expect_one_line(e);
   server.start();
   EXPECT_EQ(store.read("config"), random_bytes(100, 7));
+}
+
+TEST(SftpCapabilities, OpenSshOffersAtomicReplaceAndExclusiveCreate) {
+  SshServer server;
+  SftpStore store(server.url("repo"), server.options());
+  const StoreCapabilities caps = store.capabilities();
+  EXPECT_TRUE(caps.atomic_rename);  // posix-rename@openssh.com
+  EXPECT_TRUE(caps.exclusive_create);
+  EXPECT_TRUE(caps.consistent_listing);
+  EXPECT_FALSE(caps.local);
+}
+
+TEST(SftpFullDisk, AFullFileSystemIsANoSpaceErrorAndLeavesNothing) {
+  ARCHE_SKIP_UNLESS_ROOT();
+  SshServer server;
+  const std::string small = server.data_dir() + "/small";
+  ASSERT_EQ(::mkdir(small.c_str(), 0700), 0);
+  const test::CommandResult mounted = test::run({"mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", small});
+  if (mounted.exit_code != 0) GTEST_SKIP() << "cannot mount a tmpfs here: " << mounted.err;
+  struct Unmount {
+    std::string path;
+    ~Unmount() { test::run({"umount", path}); }
+  } unmount{small};
+  SftpStore store(server.url("small/repo"), server.options());
+  const Error e = error_of([&] { store.write("data/ab/too-big", random_bytes(4 << 20, 8), WriteMode::create); });
+  EXPECT_EQ(e.category(), ErrorCategory::no_space) << e.what();
+  EXPECT_NE(std::string(e.what()).find("data/ab/too-big"), std::string::npos) << e.what();
+  expect_one_line(e);
+  EXPECT_FALSE(store.stat("data/ab/too-big"));
+  EXPECT_TRUE(store.temporaries("").empty());  // the writer removed its temporary object
+  store.write("config", random_bytes(1000, 9), WriteMode::create);  // the space is back
+  EXPECT_EQ(store.read("config"), random_bytes(1000, 9));
 }
 
 }  // namespace
