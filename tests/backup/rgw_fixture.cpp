@@ -43,16 +43,19 @@ RgwCluster& RgwCluster::shared() {
 
 RgwCluster::RgwCluster() : dir_(std::make_unique<TempDir>()) {
   const uint16_t mon_port = free_port();
-  uint16_t rgw_port = free_port();
+  uint16_t rgw_port = free_port(), tls_port = free_port();
   while (rgw_port == mon_port) rgw_port = free_port();
+  while (tls_port == mon_port || tls_port == rgw_port) tls_port = free_port();
   const CommandResult r = run({script("start-rgw.sh"), dir_->path(), std::to_string(mon_port), std::to_string(rgw_port),
-                               std::to_string(::getpid())});
+                               std::to_string(tls_port), std::to_string(::getpid())});
   if (r.exit_code != 0) {
     throw std::runtime_error("the Ceph test cluster did not start (exit " + std::to_string(r.exit_code) + "): " + r.err +
                              "\n" + log_tail(dir_->path()));
   }
   const auto env = parse_env_lines(r.out);
   endpoint_ = env.at("RGW_ENDPOINT");
+  tls_endpoint_ = env.at("RGW_TLS_ENDPOINT");
+  ca_file_ = env.at("RGW_CA_FILE");
   access_key_ = env.at("AWS_ACCESS_KEY_ID");
   secret_key_ = env.at("AWS_SECRET_ACCESS_KEY");
 }
@@ -62,6 +65,8 @@ RgwCluster::~RgwCluster() { run({script("stop-rgw.sh"), dir_->path()}); }
 std::string RgwCluster::url(const std::string& bucket, const std::string& prefix) const {
   return "s3+http://" + endpoint_ + "/" + bucket + (prefix.empty() ? "" : "/" + prefix);
 }
+
+std::string RgwCluster::https_url(const std::string& bucket) const { return "s3://" + tls_endpoint_ + "/" + bucket; }
 
 backup::s3::Credentials RgwCluster::credentials() const {
   backup::s3::Credentials c;

@@ -27,6 +27,10 @@ class RgwCluster {
   const std::string& access_key() const { return access_key_; }
   // s3+http://127.0.0.1:PORT/BUCKET[/PREFIX]
   std::string url(const std::string& bucket, const std::string& prefix = "") const;
+  // s3://127.0.0.1:TLS-PORT/BUCKET: https with a self-signed certificate, which
+  // ca_file() holds (for HttpOptions::ca_bundle / AWS_CA_BUNDLE).
+  std::string https_url(const std::string& bucket) const;
+  const std::string& ca_file() const { return ca_file_; }
   backup::s3::Credentials credentials() const;
   // Short retries, path-style addressing.
   backup::S3Options options() const;
@@ -49,6 +53,8 @@ class RgwCluster {
   RgwCluster();
   std::unique_ptr<TempDir> dir_;
   std::string endpoint_;
+  std::string tls_endpoint_;
+  std::string ca_file_;
   std::string access_key_;
   std::string secret_key_;
 };

@@ -177,6 +177,27 @@ TEST(RgwBucket, AMissingBucketIsNamedAndEnsureBucketCreatesIt) {
   EXPECT_TRUE(store.list("").empty());
 }
 
+TEST(RgwTls, HttpsWithTheGatewaysCertificate) {
+  RgwCluster& cluster = RgwCluster::shared();
+  cluster.store("arche-s3-tls");
+  S3Options options = cluster.options();
+  options.http.ca_bundle = cluster.ca_file();
+  S3Store store(cluster.https_url("arche-s3-tls") + "/" + unique("tls"), cluster.credentials(), options);
+  store.write("config", random_bytes(3000, 10), WriteMode::create);
+  EXPECT_EQ(store.read("config"), random_bytes(3000, 10));
+  EXPECT_EQ(store.list("").size(), 1u);
+}
+
+TEST(RgwTls, AnUntrustedCertificateIsRefusedAtOnce) {
+  RgwCluster& cluster = RgwCluster::shared();
+  S3Options options = cluster.options();
+  options.http.ca_bundle = "/etc/ssl/certs/ca-certificates.crt";  // the public CAs: not the gateway's
+  S3Store store(cluster.https_url("arche-s3-tls"), cluster.credentials(), options);
+  const Error e = error_of([&] { store.stat("config"); });
+  EXPECT_EQ(e.category(), ErrorCategory::permission) << e.what();
+  EXPECT_NE(std::string(e.what()).find("TLS refused"), std::string::npos) << e.what();
+}
+
 // A fake S3 endpoint: answers each request with the next scripted reply (the last one
 // again when the script is used up). A reply "stall" accepts and never answers; "drop"
 // closes the connection without answering.

@@ -4,11 +4,13 @@
 # (beast frontend), no mgr, no authentication between the daemons. Everything lives in
 # DIR (config, data, logs, admin sockets, PID files); no system service is touched.
 #
-#   start-rgw.sh DIR MON_PORT RGW_PORT [OWNER_PID]   the whole cluster
-#   start-rgw.sh --rgw-only DIR                      radosgw again (after a test killed it)
+#   start-rgw.sh DIR MON_PORT RGW_PORT [TLS_PORT [OWNER_PID]]   the whole cluster
+#   start-rgw.sh --rgw-only DIR                                 radosgw again (after a test killed it)
 #
 # Returns when the gateway answers a signed PUT (about 18 s after the start); prints
-# the endpoint and the S3 user's keys as KEY=VALUE lines (also in DIR/env). With
+# the endpoint and the S3 user's keys as KEY=VALUE lines (also in DIR/env). With a
+# TLS_PORT other than 0, the gateway also serves https there with a self-signed
+# certificate for 127.0.0.1 (RGW_CA_FILE in the output is the file to trust). With
 # OWNER_PID, a watcher stops the cluster when that process is gone, so a crashed test
 # binary leaves no daemons behind. stop-rgw.sh DIR stops it (rgw, then osd, then mon).
 #
@@ -52,8 +54,8 @@ if [ $rgw_only = 1 ]; then
   exit 0
 fi
 
-mon_port=$2 rgw_port=$3 owner=${4:-}
-for tool in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph curl uuidgen; do
+mon_port=$2 rgw_port=$3 tls_port=${4:-0} owner=${5:-}
+for tool in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph curl uuidgen openssl; do
   command -v "$tool" >/dev/null || { echo "start-rgw.sh: $tool missing: run scripts/install-deps.sh" >&2; exit 1; }
 done
 mkdir -p "$dir"/{mon,osd,rgw,log,run}
@@ -61,6 +63,13 @@ mkdir -p "$dir"/{mon,osd,rgw,log,run}
 # A start that fails half-way stops what it started.
 started=0
 trap '[ $started = 1 ] || "$here/stop-rgw.sh" "$dir"' EXIT
+
+frontend="beast endpoint=127.0.0.1:$rgw_port"
+if [ "$tls_port" != 0 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 -subj /CN=127.0.0.1 \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$dir/tls-key.pem" -out "$dir/tls-cert.pem" 2>>"$dir/log/openssl.out"
+  frontend="$frontend ssl_endpoint=127.0.0.1:$tls_port ssl_certificate=$dir/tls-cert.pem ssl_private_key=$dir/tls-key.pem"
+fi
 
 fsid=$(uuidgen)
 cat >"$dir/ceph.conf" <<EOF
@@ -93,7 +102,7 @@ log file = $dir/log/\$name.log
 mon data = $dir/mon/\$id
 osd data = $dir/osd/\$id
 keyring = $dir/keyring
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = $frontend
 rgw data = $dir/rgw
 rgw enable usage log = false
 ${ARCHE_RGW_EXTRA_CONF:-}
@@ -117,6 +126,8 @@ radosgw-admin "${conf[@]}" user create --uid=arche --display-name="arche tests" 
 cat >"$dir/env" <<EOF
 RGW_ENDPOINT=127.0.0.1:$rgw_port
 RGW_PORT=$rgw_port
+RGW_TLS_ENDPOINT=127.0.0.1:$tls_port
+RGW_CA_FILE=$dir/tls-cert.pem
 AWS_ACCESS_KEY_ID=$access_key
 AWS_SECRET_ACCESS_KEY=$secret_key
 EOF
