@@ -10,22 +10,12 @@
 
 #include "backup/crypto.h"
 #include "core/error.h"
+#include "core/hex.h"
 
 namespace arche::backup::s3 {
 namespace {
 
 using Digest = std::array<uint8_t, 32>;
-
-std::string hex(std::span<const uint8_t> bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (uint8_t b : bytes) {
-    out.push_back(digits[b >> 4]);
-    out.push_back(digits[b & 15]);
-  }
-  return out;
-}
 
 Digest hmac(std::span<const uint8_t> key, std::string_view message) {
   Digest out{};
@@ -106,7 +96,7 @@ std::string sha256_hex(std::span<const uint8_t> data) {
   if (!EVP_Digest(data.data(), data.size(), out.data(), &length, EVP_sha256(), nullptr)) {
     fail(ErrorCategory::internal, "SHA-256 failed");
   }
-  return hex(out);
+  return to_hex(out);
 }
 
 std::string canonical_query(const HeaderList& query) {
@@ -155,7 +145,7 @@ std::string authorization(const SigningInput& input, const SigningKeyId& key, st
   const Digest signature = hmac(k, string_to_sign(input, key, date_time));
   wipe(k.data(), k.size());
   return "AWS4-HMAC-SHA256 Credential=" + key.access_key_id + "/" + scope(key, date_time) +
-         ", SignedHeaders=" + signed_header_names(input.headers) + ", Signature=" + hex(signature);
+         ", SignedHeaders=" + signed_header_names(input.headers) + ", Signature=" + to_hex(signature);
 }
 
 }  // namespace arche::backup::s3

@@ -9,6 +9,7 @@
 #include "backup/remote_retry.h"
 #include "backup/sftp_requests.h"
 #include "backup/store_sftp.h"
+#include "core/hex.h"
 #include "core/log.h"
 
 namespace arche::backup::sftp {
@@ -17,9 +18,7 @@ namespace {
 std::string random_hex(size_t bytes) {
   std::vector<uint8_t> random(bytes);
   random_fill(random);
-  std::string out;
-  for (uint8_t b : random) out += fmt::format("{:02x}", b);
-  return out;
+  return to_hex(random);
 }
 
 // A random-access reader holding one open handle; a dropped connection reopens it.

@@ -11,7 +11,9 @@
 #include "backup/remote_url.h"
 #include "backup/s3_objects.h"
 #include "core/error.h"
+#include "core/hex.h"
 #include "core/log.h"
+#include "core/version.h"
 
 namespace arche::backup {
 namespace {
@@ -49,13 +51,7 @@ std::string md5_hex(std::span<const uint8_t> data) {
   if (!EVP_Digest(data.data(), data.size(), digest, &length, EVP_md5(), nullptr)) {
     fail(ErrorCategory::internal, "MD5 failed");
   }
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < length; ++i) {
-    out.push_back(digits[digest[i] >> 4]);
-    out.push_back(digits[digest[i] & 15]);
-  }
-  return out;
+  return to_hex(std::span<const uint8_t>(digest, length));
 }
 
 std::string unquote(std::string text) {
@@ -225,7 +221,7 @@ S3Store::Reply S3Store::call_with(const Call& c, std::string_view what, const Re
     request.url = (https_ ? "https://" : "http://") + host_ + path + query;
     request.headers = input.headers;
     request.headers.emplace_back("authorization", s3::authorization(input, key, date));
-    request.headers.emplace_back("user-agent", "arche/" ARCHE_VERSION);
+    request.headers.emplace_back("user-agent", std::string("arche/") + kVersion);
     request.body = c.body;
     request.into = c.into;
     request.max_reply = c.max_reply;
