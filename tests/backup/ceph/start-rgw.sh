@@ -14,6 +14,10 @@
 # OWNER_PID, a watcher stops the cluster when that process is gone, so a crashed test
 # binary leaves no daemons behind. stop-rgw.sh DIR stops it (rgw, then osd, then mon).
 #
+# Environment: ARCHE_RGW_MEMSTORE_BYTES (the OSD's RAM room, 2 GiB; the bench raises
+# it), ARCHE_RGW_EXTRA_CONF (lines added to [global]), ARCHE_RGW_WAIT (seconds to wait
+# for the first PUT, 180).
+#
 # Pitfalls this avoids: with `auth ... required = none` radosgw only connects to the
 # mon with `ms mon client mode = crc`; a pool of size 1 needs `mon allow pool size one`;
 # wrapping this script in `timeout` would kill the daemons it leaves running.
@@ -94,7 +98,7 @@ osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
 osd objectstore = memstore
-memstore device bytes = 2147483648
+memstore device bytes = ${ARCHE_RGW_MEMSTORE_BYTES:-2147483648}
 run dir = $dir/run
 admin socket = $dir/run/\$name.asok
 pid file = $dir/run/\$name.pid
