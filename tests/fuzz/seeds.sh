@@ -24,7 +24,7 @@ qcow2_fuzz)
   qemu-img create -q -f qcow2 -o cluster_size=4096 "$tmp/snap.qcow2" 1M
   qemu-img snapshot -c first "$tmp/snap.qcow2" && cp "$tmp/snap.qcow2" "$dir/snapshot"
   ;;
-backup_fuzz) ;;  # writes its own seeds into the empty corpus (LLVMFuzzerInitialize)
+backup_fuzz|s3_fuzz|sftp_fuzz) ;;  # write their own seeds into the empty corpus (LLVMFuzzerInitialize)
 vmdk_fuzz)
   # Every subformat qemu-img writes (random data and a hole), arche's own
   # stream, a child with zeroed grains, descriptor files, and a small OVA.

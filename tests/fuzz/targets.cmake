@@ -7,3 +7,6 @@ fuzz_target(vmdk_fuzz ${ARCHE_ROOT}/tests/fuzz/vmdk_fuzz.cpp arche_image)
 fuzz_target(vhd_fuzz ${ARCHE_ROOT}/tests/fuzz/vhd_fuzz.cpp arche_image)
 fuzz_target(vhdx_fuzz ${ARCHE_ROOT}/tests/fuzz/vhdx_fuzz.cpp arche_image)
 fuzz_target(vdi_fuzz ${ARCHE_ROOT}/tests/fuzz/vdi_fuzz.cpp arche_image)
+# The remote stores' parsers (S3 XML and HTTP heads, SFTP replies).
+fuzz_target(s3_fuzz ${ARCHE_ROOT}/tests/fuzz/s3_fuzz.cpp arche_backup)
+fuzz_target(sftp_fuzz ${ARCHE_ROOT}/tests/fuzz/sftp_fuzz.cpp arche_backup)
