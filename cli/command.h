@@ -26,5 +26,6 @@ void say(const Context& ctx, const std::string& line);
 void register_image_commands(CLI::App& app, Context& ctx);
 void register_backup_commands(CLI::App& app, Context& ctx);
 void register_vm_commands(CLI::App& app, Context& ctx);
+void register_volume_commands(CLI::App& app, Context& ctx);  // adds ls/extract to the image group
 
 }  // namespace arche::cli

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   });
 
   arche::cli::register_image_commands(app, ctx);
+  arche::cli::register_volume_commands(app, ctx);
   arche::cli::register_backup_commands(app, ctx);
   arche::cli::register_vm_commands(app, ctx);
 
