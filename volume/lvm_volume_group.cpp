@@ -136,8 +136,13 @@ VolumeGroup parse_volume_group(const Section& root) {
         if (lv.unsupported.empty() &&
             std::none_of(vg.pvs.begin(), vg.pvs.end(), [&](const PvInfo& p) { return p.name == a.pv; }))
           lv.unsupported = fmt::format("its data lies on {}, which is not a PV of the VG (a pvmove in progress?)", a.pv);
-    if (auto it = snapshot_of.find(lv.name); it != snapshot_of.end())
+    // LVM stores a snapshot as its copy-on-write LV (not VISIBLE in the metadata,
+    // yet what `lvs` shows under the snapshot's name) and a hidden "snapshotN" LV
+    // that ties it to its origin.
+    if (auto it = snapshot_of.find(lv.name); it != snapshot_of.end()) {
+      lv.visible = true;
       lv.unsupported = fmt::format("snapshot of {} (copy-on-write snapshots are not supported)", it->second);
+    }
   }
   std::erase_if(vg.lvs, [](const LogicalVolume& lv) { return !lv.visible; });
   return vg;

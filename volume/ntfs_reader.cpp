@@ -15,6 +15,7 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "core/error.h"
@@ -277,6 +278,7 @@ class NtfsFilesystem final : public Filesystem {
   std::string readlink(std::string_view path) override {
     std::lock_guard lock(mutex_);
     Inode ni = open_path(path);
+    if (std::optional<std::string> target = interix_link(ni.get())) return *target;
     if (!(ni->flags & FILE_ATTR_REPARSE_POINT)) fail(ErrorCategory::usage, "{}: not a symbolic link", show(path));
     char* target = ntfs_make_symlink(ni.get(), "");
     if (!target) fail(ErrorCategory::unsupported, "{}: a reparse point that is not a symbolic link", show(path));
@@ -386,6 +388,22 @@ class NtfsFilesystem final : public Filesystem {
            show(path));
   }
 
+  // Interix (Services for Unix) special files, which ntfs-3g also writes: a system
+  // file whose data starts "IntxLNK\1" followed by the UTF-16 target.
+  static bool interix_candidate(ntfs_inode* ni) {
+    return (ni->flags & FILE_ATTR_SYSTEM) && !(ni->mrec->flags & MFT_RECORD_IS_DIRECTORY) &&
+           !(ni->flags & FILE_ATTR_REPARSE_POINT);
+  }
+
+  std::optional<std::string> interix_link(ntfs_inode* ni) {
+    if (!interix_candidate(ni) || ntfs_interix_types(ni) != NTFS_DT_LNK) return std::nullopt;
+    Attr na{ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0)};
+    if (!na || na->data_size < 8 || na->data_size > 8 + 2 * 4096) return std::nullopt;
+    std::vector<uint8_t> data(static_cast<size_t>(na->data_size));
+    if (ntfs_attr_pread(na.get(), 0, na->data_size, data.data()) != na->data_size) return std::nullopt;
+    return utf8(reinterpret_cast<const ntfschar*>(data.data() + 8), static_cast<int>((data.size() - 8) / 2));
+  }
+
   FileStat stat_of(ntfs_inode* ni) {
     FileStat st;
     const bool dir = ni->mrec->flags & MFT_RECORD_IS_DIRECTORY;
@@ -394,6 +412,23 @@ class NtfsFilesystem final : public Filesystem {
     st.mtime_ns = unix_ns(ni->last_data_change_time);
     st.ctime_ns = unix_ns(ni->last_mft_change_time);
     st.btime_ns = unix_ns(ni->creation_time);
+    if (interix_candidate(ni)) {
+      switch (ntfs_interix_types(ni)) {
+        case NTFS_DT_LNK:
+          if (std::optional<std::string> target = interix_link(ni)) {
+            st.type = FileType::symlink;
+            st.size = target->size();
+            st.mode = 0777;
+            return st;
+          }
+          break;
+        case NTFS_DT_FIFO: st.type = FileType::fifo; st.mode = 0644; return st;
+        case NTFS_DT_SOCK: st.type = FileType::socket; st.mode = 0644; return st;
+        case NTFS_DT_CHR: st.type = FileType::char_device; st.mode = 0644; return st;
+        case NTFS_DT_BLK: st.type = FileType::block_device; st.mode = 0644; return st;
+        default: break;
+      }
+    }
     if ((ni->flags & FILE_ATTR_REPARSE_POINT) && ntfs_possible_symlink(ni)) {
       if (char* target = ntfs_make_symlink(ni, "")) {
         st.type = FileType::symlink;

@@ -23,6 +23,16 @@ const char* to_string(VolumeKind kind) {
 
 namespace {
 
+// "linear", "striped", or the first segment type LVM names that is neither.
+std::string lv_type(const lvm::LogicalVolume& lv) {
+  std::string type = "linear";
+  for (const lvm::LvSegment& s : lv.segments) {
+    if (s.type != "striped" && s.type != "linear") return s.type;
+    if (s.stripes.size() > 1) type = "striped";
+  }
+  return type;
+}
+
 class LocalTree final : public Tree {
  public:
   explicit LocalTree(std::vector<Disk> disks) : disks_(std::move(disks)) {
@@ -191,7 +201,7 @@ class LocalTree final : public Tree {
         l.disk = g.disk;
         l.name = a.vg.name + "/" + lv.name;
         for (const lvm::LvSegment& s : lv.segments) l.size += s.extent_count * a.vg.extent_size * lvm::kSectorSize;
-        l.type_name = lv.segments.empty() ? "" : lv.segments.front().type;
+        l.type_name = lv_type(lv);
         l.part_uuid = lv.uuid;
         std::shared_ptr<image::BlockDevice> dev;
         Content c;

@@ -84,12 +84,15 @@ mbr() {
   read -r s5 z5 < <(part "$out" 3)
   read -r s6 z6 < <(part "$out" 4)
   truncate -s $((z1 * 512)) "$work/ntfs"
-  mkntfs -q -F -Q -L Daten -p "$s1" "$work/ntfs" >/dev/null
+  mkntfs -q -F -Q -L Daten -p "$s1" "$work/ntfs" >/dev/null 2>&1
   if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
     mnt=$work/mnt
     mkdir -p "$mnt"
-    ntfs-3g -o no_def_opts "$work/ntfs" "$mnt"
+    ntfs-3g -o streams_interface=windows "$work/ntfs" "$mnt"
     cp -a "$dir"/. "$mnt"/
+    # A named data stream, as Windows attaches to downloaded files.
+    printf '[ZoneTransfer]\r\nZoneId=3\r\n' > "$mnt/home/kunde/wichtig.txt:Zone.Identifier"
+    touch -d "@$(stat -c %Y "$dir/home/kunde/wichtig.txt")" "$mnt/home/kunde/wichtig.txt"
     fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
     mnt=
   fi
@@ -109,7 +112,7 @@ mbr() {
 lvm_run() {
   local cmd=$1
   shift
-  "$cmd" --devicesfile "" --devices "$devices" \
+  "$cmd" --devicesfile "" --devices "$devices" 2> >(grep -v -e 'WARNING: Activation disabled' -e 'NOT backed up' -e 'not zeroed' >&2) \
     --config 'global { activation = 0 } backup { backup = 0 archive = 0 } devices { obtain_device_list_from_udev = 0 }' \
     "$@"
 }
@@ -147,13 +150,67 @@ write_lv() {
              -o seg_start_pe,seg_size_pe,seg_pe_ranges,stripes,stripe_size "$vg/$lv")
 }
 
-attach() {  # attach FILE OFFSET SIZE -> loop device
-  local l
-  l=$(losetup -f --show -o "$2" --sizelimit "$3" "$1")
-  loops+=("$l")
-  loop_file[$l]=$1
-  loop_off[$l]=$2
-  echo "$l"
+attach() {  # attach FILE OFFSET SIZE: the loop device in $attached
+  attached=$(losetup -f --show -o "$2" --sizelimit "$3" "$1")
+  loops+=("$attached")
+  loop_file[$attached]=$1
+  loop_off[$attached]=$2
+}
+
+# lvcreate cannot make RAID, thin or snapshot volumes without device-mapper, but
+# vgcfgrestore writes whatever metadata it accepts: LVM itself then stores a
+# RAID1 volume, a thin pool with a thin volume and a snapshot of vg/stripe.
+add_unreadable_lvs() {
+  lvm_run vgcfgbackup -q -f "$work/vg.txt" "$vg" >/dev/null
+  lvm_uuid() {
+    local u
+    u=$(tr -dc 'A-Za-z0-9' < /dev/urandom | head -c 32)
+    echo "${u:0:6}-${u:6:4}-${u:10:4}-${u:14:4}-${u:18:4}-${u:22:4}-${u:26:6}"
+  }
+  section() {  # NAME STATUS TYPE-AND-FIELDS...
+    printf '%s {\nid = "%s"\nstatus = [%s]\nflags = []\nsegment_count = 1\nsegment1 {\nstart_extent = 0\n%s\n}\n}\n' \
+      "$1" "$(lvm_uuid)" "$2" "$3"
+  }
+  linear() { printf 'extent_count = %s\ntype = "striped"\nstripe_count = 1\nstripes = ["pv1", %s]' "$1" "$2"; }
+  {
+    section schnapp '"READ", "WRITE"' "$(linear 2 10)"
+    section snapshot0 '"READ"' 'extent_count = 4
+type = "snapshot"
+chunk_size = 8
+origin = "stripe"
+cow_store = "schnapp"'
+    section spiegel '"READ", "WRITE", "VISIBLE"' 'extent_count = 2
+type = "raid1"
+device_count = 2
+region_size = 1024
+raids = ["spiegel_rmeta_0", "spiegel_rimage_0", "spiegel_rmeta_1", "spiegel_rimage_1"]'
+    section spiegel_rmeta_0 '"READ", "WRITE"' "$(linear 1 12)"
+    section spiegel_rimage_0 '"READ", "WRITE"' "$(linear 2 13)"
+    section spiegel_rmeta_1 '"READ", "WRITE"' "$(linear 1 15)"
+    section spiegel_rimage_1 '"READ", "WRITE"' "$(linear 2 16)"
+    section pool '"READ", "WRITE", "VISIBLE"' 'extent_count = 2
+type = "thin-pool"
+metadata = "pool_tmeta"
+pool = "pool_tdata"
+transaction_id = 1
+chunk_size = 128
+discards = "passdown"
+zero_new_blocks = 1'
+    section pool_tmeta '"READ", "WRITE"' "$(linear 1 18)"
+    section pool_tdata '"READ", "WRITE"' "$(linear 2 19)"
+    section duenn '"READ", "WRITE", "VISIBLE"' 'extent_count = 2
+type = "thin"
+thin_pool = "pool"
+transaction_id = 0
+device_id = 1'
+  } > "$work/extra.txt"
+  # Into the logical_volumes section, before the (one-tab) brace that closes it.
+  awk -v extra="$work/extra.txt" '
+    /^\tlogical_volumes \{/ { in_lvs = 1 }
+    in_lvs && $0 == "\t}" { while ((getline l < extra) > 0) print l; in_lvs = 0 }
+    { print }' "$work/vg.txt" > "$work/vg2.txt"
+  lvm_run vgcfgrestore -q --force -f "$work/vg2.txt" "$vg" >/dev/null 2>&1 ||
+    { echo "make_fixture.sh: vgcfgrestore refused the crafted metadata" >&2; exit 1; }
 }
 
 lvm() {
@@ -164,8 +221,8 @@ lvm() {
   read -r s1 z1 < <(part "$out" 1)
   read -r s2 z2 < <(part "$out" 2)
   local l1 l2
-  l1=$(attach "$out" $((s1 * 512)) $((z1 * 512)))
-  l2=$(attach "$out" $((s2 * 512)) $((z2 * 512)))
+  attach "$out" $((s1 * 512)) $((z1 * 512)); l1=$attached
+  attach "$out" $((s2 * 512)) $((z2 * 512)); l2=$attached
   devices="$l1,$l2"
   vg=${VG_NAME:-arche$$}
   lvm_run pvcreate -q "$l1" "$l2" >/dev/null
@@ -173,8 +230,7 @@ lvm() {
   lvm_run lvcreate -q --activate n --zero n -L 200M -n root "$vg" "$l1" >/dev/null 2>&1
   lvm_run lvcreate -q --activate n --zero n -L 32M -i 2 -I 64k -n stripe "$vg" >/dev/null 2>&1
   lvm_run lvcreate -q --activate n --zero n -L 304M -n data "$vg" >/dev/null 2>&1
-  lvm_run lvcreate -q --activate n --zero n --type raid1 -m 1 -L 8M -n spiegel "$vg" >/dev/null 2>&1 || true
-  lvm_run lvcreate -q --activate n --zero n -s -L 8M -n schnapp "$vg/stripe" >/dev/null 2>&1 || true
+  add_unreadable_lvs
   truncate -s 200M "$work/root"
   mkfs.ext4 -q -L lvroot -d "$dir" "$work/root"
   write_lv root "$work/root"
@@ -197,8 +253,8 @@ lvm_two() {
   truncate -s 64M "$out1"
   truncate -s 64M "$out2"
   local l1 l2
-  l1=$(attach "$out1" 0 $((64 * 1048576)))
-  l2=$(attach "$out2" 0 $((64 * 1048576)))
+  attach "$out1" 0 $((64 * 1048576)); l1=$attached
+  attach "$out2" 0 $((64 * 1048576)); l2=$attached
   devices="$l1,$l2"
   vg=${VG_NAME:-arche$$}
   lvm_run pvcreate -q "$l1" "$l2" >/dev/null
