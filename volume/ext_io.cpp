@@ -167,9 +167,11 @@ io_manager manager() {
 
 }  // namespace
 
-errcode_t open_filesystem(const std::shared_ptr<IoState>& state, int flags, ext2_filsys* fs) {
+errcode_t open_filesystem(const std::shared_ptr<IoState>& state, int flags, ext2_filsys* fs, blk64_t superblock,
+                          unsigned block_size) {
   t_opening = state;
-  errcode_t err = ext2fs_open2(state->device->filename().c_str(), nullptr, flags, 0, 0, manager(), fs);
+  errcode_t err = ext2fs_open2(state->device->filename().c_str(), nullptr, flags, static_cast<int>(superblock),
+                               block_size, manager(), fs);
   t_opening.reset();
   return err;
 }

@@ -26,8 +26,10 @@ struct IoState {
   uint64_t overlay_bytes() const { return overlay.size() * kUnit; }
 };
 
-// ext2fs_open2 on the device of `state` (read-only; flags as for ext2fs_open2).
-errcode_t open_filesystem(const std::shared_ptr<IoState>& state, int flags, ext2_filsys* fs);
+// ext2fs_open2 on the device of `state` (read-only; flags as for ext2fs_open2;
+// superblock and block_size 0 for the primary superblock, else a backup's).
+errcode_t open_filesystem(const std::shared_ptr<IoState>& state, int flags, ext2_filsys* fs, blk64_t superblock = 0,
+                          unsigned block_size = 0);
 
 // A libext2fs error code as text (com_err's message).
 std::string error_text(errcode_t code);

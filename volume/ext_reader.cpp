@@ -77,12 +77,39 @@ class ExtFilesystem final : public Filesystem {
 
   FileStat stat(std::string_view path) override {
     std::lock_guard lock(mutex_);
-    Node n = lookup(path);
-    return stat_of(n);
+    return tolerant([&] { return stat_of(lookup(path)); });
   }
 
   std::vector<DirEntry> list(std::string_view path) override {
     std::lock_guard lock(mutex_);
+    return tolerant([&] { return list_dir(path); });
+  }
+
+  size_t read(std::string_view path, uint64_t offset, std::span<uint8_t> out) override {
+    std::lock_guard lock(mutex_);
+    return tolerant([&] {
+      const Node& n = cached_lookup(path);
+      if ((n.inode.i_mode & 0170000) != 0100000) fail(ErrorCategory::usage, "{}: not a regular file", show(path));
+      return read_data(n, path, offset, out);
+    });
+  }
+
+  std::string readlink(std::string_view path) override {
+    std::lock_guard lock(mutex_);
+    return tolerant([&] {
+      Node n = lookup(path);
+      if ((n.inode.i_mode & 0170000) != 0120000) fail(ErrorCategory::usage, "{}: not a symbolic link", show(path));
+      return link_target(n, path);
+    });
+  }
+
+  std::vector<ByteRange> used_ranges() override {
+    std::lock_guard lock(mutex_);
+    return tolerant([&] { return used(); });
+  }
+
+ private:
+  std::vector<DirEntry> list_dir(std::string_view path) {
     Node dir = lookup(path);
     if ((dir.inode.i_mode & 0170000) != 0040000) fail(ErrorCategory::usage, "{}: not a directory", show(path));
     refuse_encrypted(dir, path);
@@ -117,22 +144,7 @@ class ExtFilesystem final : public Filesystem {
     return out;
   }
 
-  size_t read(std::string_view path, uint64_t offset, std::span<uint8_t> out) override {
-    std::lock_guard lock(mutex_);
-    const Node& n = cached_lookup(path);
-    if ((n.inode.i_mode & 0170000) != 0100000) fail(ErrorCategory::usage, "{}: not a regular file", show(path));
-    return read_data(n, path, offset, out);
-  }
-
-  std::string readlink(std::string_view path) override {
-    std::lock_guard lock(mutex_);
-    Node n = lookup(path);
-    if ((n.inode.i_mode & 0170000) != 0120000) fail(ErrorCategory::usage, "{}: not a symbolic link", show(path));
-    return link_target(n, path);
-  }
-
-  std::vector<ByteRange> used_ranges() override {
-    std::lock_guard lock(mutex_);
+  std::vector<ByteRange> used() {
     if (!fs_->block_map) {
       errcode_t err = ext2fs_read_block_bitmap(fs_);
       if (err) fail_ext(err, "block bitmaps");
@@ -155,7 +167,6 @@ class ExtFilesystem final : public Filesystem {
     return out;
   }
 
- private:
   struct Node {
     ext2_ino_t ino = 0;
     struct ext2_inode_large inode {};
@@ -163,8 +174,16 @@ class ExtFilesystem final : public Filesystem {
 
   static std::string show(std::string_view path) { return normalize_path(path); }
 
+  // Thrown for a checksum mismatch while checksums are still checked; tolerant()
+  // turns them off and retries.
+  struct ChecksumError : Error {
+    using Error::Error;
+  };
+
   [[noreturn]] void fail_ext(errcode_t err, const std::string& what) const {
     std::string text = ext::error_text(err);
+    if (is_csum_error(err) && !(flags_extra_ & EXT2_FLAG_IGNORE_CSUM_ERRORS))
+      throw ChecksumError(ErrorCategory::corrupt, fmt::format("{}: {}: {}", type_or_ext(), what, text));
     if (!state_->last_error.empty() && (err == EIO || err == EXT2_ET_SHORT_READ)) text += " (" + state_->last_error + ")";
     ErrorCategory c = err == EIO ? ErrorCategory::io : err == EXT2_ET_NO_MEMORY ? ErrorCategory::no_space : ErrorCategory::corrupt;
     if (err == EXT2_ET_UNSUPP_FEATURE || err == EXT2_ET_RO_UNSUPP_FEATURE) c = ErrorCategory::unsupported;
@@ -174,17 +193,47 @@ class ExtFilesystem final : public Filesystem {
   std::string type_or_ext() const { return fs_ ? type() : "ext"; }
 
   void open_fs() {
-    int flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP | flags_extra_;
-    errcode_t err = ext::open_filesystem(state_, flags, &fs_);
+    const int flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP;
+    errcode_t err = ext::open_filesystem(state_, flags | flags_extra_, &fs_, superblock_, block_size_);
     if (err && is_csum_error(err)) {
       flags_extra_ |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
       notes_.push_back("metadata checksums do not match (" + ext::error_text(err) + "); read anyway");
-      err = ext::open_filesystem(state_, flags | EXT2_FLAG_IGNORE_CSUM_ERRORS, &fs_);
+      err = ext::open_filesystem(state_, flags | flags_extra_, &fs_, superblock_, block_size_);
+    }
+    if (err && superblock_ == 0 && (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_CORRUPT_SUPERBLOCK)) {
+      // The primary superblock is gone: try the backup in block group 1, as e2fsck does.
+      for (unsigned bs : {1024u, 2048u, 4096u, 65536u}) {
+        const blk64_t backup = bs == 1024 ? 8193 : 8 * bs;
+        if (backup * bs >= state_->device->size()) continue;
+        if (ext::open_filesystem(state_, flags | flags_extra_, &fs_, backup, bs) == 0) {
+          superblock_ = backup;
+          block_size_ = bs;
+          notes_.push_back(fmt::format("the primary superblock is damaged; the backup at block {} ({}-byte blocks) "
+                                       "is used",
+                                       backup, bs));
+          return;
+        }
+      }
     }
     if (err == EXT2_ET_BAD_MAGIC) fail(ErrorCategory::format, "not an ext2/3/4 file system");
     if (err) {
       fs_ = nullptr;
       fail_ext(err, "cannot open");
+    }
+  }
+
+  // Runs `step`; when it fails on a checksum, reads on without checksums (with a
+  // note) and runs it once more: a restore wants the data, mismatch or not.
+  template <typename Step>
+  auto tolerant(Step&& step) -> decltype(step()) {
+    try {
+      return step();
+    } catch (const ChecksumError&) {
+      fs_->flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
+      flags_extra_ |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
+      cached_path_.clear();
+      notes_.push_back("metadata checksums do not match; read anyway");
+      return step();
     }
   }
 
@@ -381,6 +430,8 @@ class ExtFilesystem final : public Filesystem {
   std::shared_ptr<ext::IoState> state_;
   ext2_filsys fs_ = nullptr;
   int flags_extra_ = 0;
+  blk64_t superblock_ = 0;  // 0: the primary; else the backup in use
+  unsigned block_size_ = 0;
   std::vector<std::string> notes_;
   std::mutex mutex_;
   std::string cached_path_;

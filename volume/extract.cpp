@@ -133,8 +133,10 @@ class Extractor {
       }
     }
     struct stat existing {};
-    if (::lstat(dest.c_str(), &existing) == 0 && S_ISDIR(existing.st_mode))
-      fail(ErrorCategory::exists, "{} is a directory; not replacing it with a file", dest);
+    if (::lstat(dest.c_str(), &existing) == 0) {
+      if (S_ISDIR(existing.st_mode)) fail(ErrorCategory::exists, "{} is a directory; not replacing it with a file", dest);
+      if (!options_.overwrite) fail(ErrorCategory::exists, "{} exists (pass --overwrite to replace it)", dest);
+    }
     PendingFile pending(dest, options_.overwrite);
     File out = File::open(pending.temp_path(), OpenMode::create_new, O_NOFOLLOW);
     out.truncate(st.size);

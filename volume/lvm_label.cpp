@@ -22,8 +22,10 @@ constexpr int kMaxAreas = 16;
 }  // namespace
 
 uint32_t lvm_crc(std::span<const uint8_t> data) {
+  constexpr uint32_t kInitial = 0xf597a6cf;
+  if (data.empty()) return kInitial;  // zlib answers an empty buffer with its own initial value
   // zlib's crc32 inverts before and after; LVM does neither.
-  return ~static_cast<uint32_t>(::crc32(~uint32_t{0xf597a6cf}, data.data(), static_cast<uInt>(data.size())));
+  return ~static_cast<uint32_t>(::crc32(~kInitial, data.data(), static_cast<uInt>(data.size())));
 }
 
 std::string strip_dashes(std::string_view id) {

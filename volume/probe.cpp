@@ -151,6 +151,27 @@ std::optional<Content> swap(const Head& h) {
   return std::nullopt;
 }
 
+// An ext file system whose primary superblock is gone still has a backup at the
+// start of block group 1 (the reader falls back to it, as e2fsck does).
+std::optional<Content> ext_backup(image::BlockDevice& dev) {
+  for (uint64_t bs : {1024u, 2048u, 4096u, 65536u}) {
+    const uint64_t at = (bs == 1024 ? 8193 : 8 * bs) * bs;
+    uint8_t sb[1024];
+    if (at + sizeof sb > dev.size()) continue;
+    dev.read(at, sb);
+    // The magic, a block size that matches where it was found, and group number 1
+    // (0 in file systems older than the field).
+    if (load_le16(sb + 56) != 0xEF53 || (uint64_t{1024} << load_le32(sb + 24)) != bs || load_le16(sb + 90) > 1)
+      continue;
+    Content c = fs(ext_type_name(load_le32(sb + 92), load_le32(sb + 96), load_le32(sb + 100)));
+    image::foreign::Id128 id;
+    std::memcpy(id.data(), sb + 104, 16);
+    c.uuid = image::foreign::uuid_string(id);
+    return c;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string ext_type_name(uint32_t compat, uint32_t incompat, uint32_t ro_compat) {
@@ -188,6 +209,7 @@ Content identify(image::BlockDevice& dev) {
   if (h.magic(32768, "JFS1")) return fs("jfs");
   if (h.magic(1024, "H+") || h.magic(1024, "HX")) return fs("hfsplus");
   if (h.le32(1024) == 0xF2F52010) return fs("f2fs");
+  if (auto c = ext_backup(dev)) return *c;
   return {};
 }
 

@@ -36,8 +36,9 @@ struct SandboxOptions {
   // No message from the child (answer or block read) for this long: it is stopped.
   unsigned timeout_seconds = 300;
   uint64_t memory_limit = 8 * GiB;  // RLIMIT_AS of the child
-  // Tests only: runs inside the child (under the filter) when a kTest request
-  // arrives. Production code leaves it empty; the child then refuses kTest.
+  // Tests only: runs inside the child (under the filter) with the payload of a
+  // kTest request, and with "opened LABEL" each time the child has opened a file
+  // system. Production code leaves it empty; the child then refuses kTest.
   std::function<void(std::string_view)> test_hook;
 };
 

@@ -185,6 +185,7 @@ class Server {
     Filesystem& fs = tree_->filesystem(r.le32());
     switch (m.type) {
       case kFsInfo:
+        if (options_.test_hook) options_.test_hook("opened " + fs.label());
         put_string(out, fs.type());
         put_string(out, fs.label());
         put_string(out, fs.uuid());

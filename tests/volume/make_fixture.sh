@@ -56,7 +56,7 @@ stage() {
   local t=1700000000
   while IFS= read -r -d '' f; do
     touch -h -d "@$t" "$f"
-    t=$((t + 3607))
+    t=$((t + 3608))  # even: FAT keeps times in 2-second steps
   done < <(find "$d" -mindepth 1 -depth -print0 | sort -z)
 }
 
@@ -261,7 +261,7 @@ lvm_two() {
   lvm_run vgcreate -q -s 4M "$vg" "$l1" "$l2" >/dev/null
   lvm_run lvcreate -q --activate n --zero n -L 100M -n wide "$vg" >/dev/null 2>&1
   mkdir -p "$work/small/a/b"
-  head -c 90M /dev/urandom > "$work/small/a/b/gross.bin"
+  head -c 70M /dev/urandom > "$work/small/a/b/gross.bin"
   truncate -s 100M "$work/wide"
   mkfs.ext4 -q -L breit -d "$work/small" "$work/wide"
   write_lv wide "$work/wide"
