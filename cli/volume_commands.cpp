@@ -12,6 +12,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/units.h"
 #include "image/format.h"
 #include "volume/extract.h"
@@ -36,6 +37,7 @@ void add_source_options(CLI::App* cmd, Source& s) {
 
 // The sandbox first (it is a copy of this process), then the image, then the tree.
 std::unique_ptr<volume::Tree> open_tree(const Source& s) {
+  interrupt::install_handlers();  // Ctrl-C unwinds: temporary files go, the child is stopped
   std::unique_ptr<volume::Sandbox> sandbox = volume::Sandbox::start();
   image::OpenOptions o;
   o.format = s.format;

@@ -87,7 +87,8 @@ class Parser {
       if (text_[pos_] == '{') {
         if (depth + 1 > kMaxDepth) error("sections nested too deeply");
         ++pos_;
-        s.sections.emplace_back(std::move(key), section_body(depth + 1));
+        Section child = section_body(depth + 1);
+        s.sections.push_back(NamedSection{std::move(key), std::move(child)});
       } else if (text_[pos_] == '=') {
         ++pos_;
         skip_space();

@@ -31,12 +31,19 @@ struct Value {
   std::vector<Value> items;  // for arrays
 };
 
+struct NamedSection;
+
 struct Section {
   std::vector<std::pair<std::string, Value>> values;
-  std::vector<std::pair<std::string, Section>> sections;
+  std::vector<NamedSection> sections;  // in text order
 
   const Value* value(std::string_view name) const;
   const Section* section(std::string_view name) const;
+};
+
+struct NamedSection {
+  std::string name;
+  Section section;
 };
 
 // Throws a format error ("LVM metadata line 12: ...") on anything but well-formed text.

@@ -94,5 +94,108 @@ vdi_fuzz)
     i=$((i+1))
   done
   ;;
+partition_fuzz)
+  # Small disks so that the fuzzer's inputs stay small: GPT (a backup at the end),
+  # MBR with an extended partition and two logical ones, a protective-only MBR.
+  truncate -s 128K "$dir/gpt"
+  printf 'label: gpt\nfirst-lba: 34\nstart=40, size=40, type=L, name="eins"\nstart=80, size=100, type=S\n' | sfdisk -q "$dir/gpt"
+  truncate -s 256K "$dir/mbr"
+  printf 'label: dos\nstart=4, size=60, type=83\nstart=64, size=400, type=5\nstart=66, size=100, type=7\nstart=170, size=100, type=83\n' |
+    sfdisk -q "$dir/mbr"
+  head -c 512 "$dir/gpt" > "$dir/pmbr"
+  ;;
+lvm_fuzz)
+  # Metadata text as lvm2 writes it (one linear LV, one striped over two PVs,
+  # a thin one), and a PV made by pvcreate/vgcreate/lvcreate when root can.
+  cat > "$dir/text" <<'VG'
+vg0 {
+id = "77JdMT-DrRk-dCSl-kw75-fZho-YK6o-sc3ORw"
+seqno = 4
+format = "lvm2"
+status = ["RESIZEABLE", "READ", "WRITE"]
+flags = []
+extent_size = 8192
+max_lv = 0
+max_pv = 0
+metadata_copies = 0
+physical_volumes {
+pv0 {
+id = "N37ZH1-xdcf-hOGF-Z2tf-rjeV-ZlNf-MYmKCO"
+device = "/dev/sda2"
+status = ["ALLOCATABLE"]
+flags = []
+dev_size = 131072
+pe_start = 2048
+pe_count = 15
+}
+pv1 {
+id = "A37ZH1-xdcf-hOGF-Z2tf-rjeV-ZlNf-MYmKCO"
+device = "/dev/sdb"
+status = ["ALLOCATABLE"]
+flags = []
+dev_size = 131072
+pe_start = 2048
+pe_count = 15
+}
+}
+logical_volumes {
+root {
+id = "DkTNeM-UZ9W-3QsI-8A4F-AJYm-2M33-4hWOiw"
+status = ["READ", "WRITE", "VISIBLE"]
+flags = []
+segment_count = 2
+segment1 {
+start_extent = 0
+extent_count = 2
+type = "striped"
+stripe_count = 1
+stripes = [
+"pv0", 0
+]
+}
+segment2 {
+start_extent = 2
+extent_count = 4
+type = "striped"
+stripe_count = 2
+stripe_size = 128
+stripes = [
+"pv0", 2,
+"pv1", 0
+]
+}
+}
+thin {
+id = "EkTNeM-UZ9W-3QsI-8A4F-AJYm-2M33-4hWOiw"
+status = ["READ", "WRITE", "VISIBLE"]
+flags = []
+segment_count = 1
+segment1 {
+start_extent = 0
+extent_count = 2
+type = "thin"
+thin_pool = "pool"
+transaction_id = 0
+device_id = 1
+}
+}
+}
+}
+contents = "Text Format Volume Group"
+version = 1
+VG
+  if [ "$(id -u)" = 0 ] && command -v pvcreate >/dev/null; then
+    truncate -s 8M "$tmp/pv"
+    l=$(losetup -f --show "$tmp/pv")
+    c='global { activation = 0 } backup { backup = 0 archive = 0 }'
+    export LVM_SUPPRESS_FD_WARNINGS=1
+    if pvcreate -q --devicesfile "" --devices "$l" --config "$c" --metadatasize 64k "$l" >/dev/null 2>&1 &&
+       vgcreate -q --devicesfile "" --devices "$l" --config "$c" -s 1M "fuzz$$" "$l" >/dev/null 2>&1 &&
+       lvcreate -q --devicesfile "" --devices "$l" --config "$c" --activate n --zero n -L 2M -n lv "fuzz$$" >/dev/null 2>&1; then
+      head -c 256K "$tmp/pv" > "$dir/pv"
+    fi
+    losetup -d "$l"
+  fi
+  ;;
 *) echo "seeds.sh: no seeds for $target" >&2 ;;
 esac

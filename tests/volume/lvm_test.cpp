@@ -28,7 +28,7 @@ TEST(LvmMetadata, ParsesSectionsValuesAndArrays) {
       "  name = \"with \\\"quotes\\\" and \\\\\"\n  ratio = 1.5\n  neg = -3\n  sub { x = 1 }\n}\n"
       "contents = \"Text Format Volume Group\"\n");
   ASSERT_EQ(root.sections.size(), 1u);
-  const lvm::Section& vg = root.sections[0].second;
+  const lvm::Section& vg = root.sections[0].section;
   EXPECT_EQ(vg.value("id")->string, "abc-def");
   EXPECT_EQ(vg.value("seqno")->integer, 7);
   ASSERT_EQ(vg.value("status")->items.size(), 2u);
