@@ -18,6 +18,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/endian.h"
 #include "core/error.h"
 #include "core/units.h"
 #include "volume/readers.h"
@@ -173,7 +174,7 @@ class NtfsFilesystem final : public Filesystem {
     if (state_.device->size() < sizeof boot) fail(ErrorCategory::format, "not an NTFS volume: too small");
     state_.device->read(0, boot);
     if (std::memcmp(boot + 3, "NTFS    ", 8) != 0) fail(ErrorCategory::format, "not an NTFS volume");
-    serial_ = load_le64_(boot + 0x48);
+    serial_ = load_le64(boot + 0x48);
     dev_ = ntfs_device_alloc(state_.device->filename().c_str(), 0, &g_ops, &state_);
     if (!dev_) fail(ErrorCategory::no_space, "NTFS: out of memory");
     t_ntfs_message.clear();
@@ -340,12 +341,6 @@ class NtfsFilesystem final : public Filesystem {
   }
 
  private:
-  static uint64_t load_le64_(const uint8_t* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-  }
-
   static std::string show(std::string_view path) { return normalize_path(path); }
 
   [[noreturn]] void fail_errno(int err, const std::string& what) const {

@@ -28,6 +28,7 @@ struct Sandbox::Channel {
   pid_t pid = -1;
   UniqueFd fd;
   unsigned timeout_seconds = 300;
+  unsigned request_limit_seconds = 3600;
   std::vector<Disk> disks;
   std::mutex mutex;
   std::optional<Error> dead;  // set once the child is gone: every later call throws it
@@ -47,10 +48,15 @@ struct Sandbox::Channel {
     std::lock_guard lock(mutex);
     if (dead) throw *dead;
     Message m;
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(request_limit_seconds);
     try {
       send_message(fd.get(), type, payload);
       while (true) {
         wait_for_message(what);
+        if (std::chrono::steady_clock::now() >= limit)
+          stop(fmt::format("the volume reader took more than {} s while {}; it was stopped (a crafted or badly "
+                           "damaged file system can make a reader loop)",
+                           request_limit_seconds, what));
         m = receive_message(fd.get());
         if (m.type == kBlockRead) {
           serve_block_read(m, what);
@@ -317,6 +323,7 @@ std::unique_ptr<Sandbox> Sandbox::start(SandboxOptions options) {
   channel->pid = pid;
   channel->fd = std::move(parent_end);
   channel->timeout_seconds = options.timeout_seconds ? options.timeout_seconds : 300;
+  channel->request_limit_seconds = options.request_limit_seconds ? options.request_limit_seconds : 3600;
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(channel)));
 }
 

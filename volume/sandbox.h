@@ -35,6 +35,9 @@ namespace arche::volume {
 struct SandboxOptions {
   // No message from the child (answer or block read) for this long: it is stopped.
   unsigned timeout_seconds = 300;
+  // One request taking longer than this, block reads or not, is stopped too: a
+  // reader caught in a loop that keeps reading would otherwise never end.
+  unsigned request_limit_seconds = 3600;
   uint64_t memory_limit = 8 * GiB;  // RLIMIT_AS of the child
   // Tests only: runs inside the child (under the filter) with the payload of a
   // kTest request, and with "opened LABEL" each time the child has opened a file

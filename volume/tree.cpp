@@ -33,6 +33,10 @@ std::string lv_type(const lvm::LogicalVolume& lv) {
   return type;
 }
 
+// Errors that describe the volume (recorded in its notes, the rest of the tree
+// goes on), as opposed to I/O failures and interruptions, which end explore().
+bool damage(const Error& e) { return e.category() != ErrorCategory::io && e.category() != ErrorCategory::interrupted; }
+
 class LocalTree final : public Tree {
  public:
   explicit LocalTree(std::vector<Disk> disks) : disks_(std::move(disks)) {
@@ -82,7 +86,7 @@ class LocalTree final : public Tree {
     try {
       c = identify(*device);
     } catch (const Error& e) {
-      if (e.category() == ErrorCategory::io || e.category() == ErrorCategory::interrupted) throw;
+      if (!damage(e)) throw;
       v.notes.push_back(std::string("cannot identify the contents: ") + e.what());
       return c;
     }
@@ -121,7 +125,7 @@ class LocalTree final : public Tree {
           v.notes.insert(v.notes.end(), table->notes.begin(), table->notes.end());
         }
       } catch (const Error& e) {
-        if (e.category() == ErrorCategory::io || e.category() == ErrorCategory::interrupted) throw;
+        if (!damage(e)) throw;
         v.notes.push_back(e.what());
       }
     }
@@ -163,7 +167,7 @@ class LocalTree final : public Tree {
         pv_volumes_.push_back(volume);
       }
     } catch (const Error& e) {
-      if (e.category() == ErrorCategory::io || e.category() == ErrorCategory::interrupted) throw;
+      if (!damage(e)) throw;
       v.notes.push_back(e.what());
     }
   }
@@ -212,7 +216,7 @@ class LocalTree final : public Tree {
             dev = lvm::open_logical_volume(a, lv);
             c = probe(l, dev);
           } catch (const Error& e) {
-            if (e.category() == ErrorCategory::io || e.category() == ErrorCategory::interrupted) throw;
+            if (!damage(e)) throw;
             l.unsupported = e.what();
           }
         }

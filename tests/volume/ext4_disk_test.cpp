@@ -120,6 +120,13 @@ TEST(Ext4Disk, UsedRangesHoldAllDataAndMetadata) {
   std::unique_ptr<Tree> tree = explore_sandboxed({{"disk.img", open_raw(f.disk)}});
   const VolumeInfo& p1 = tree->volumes()[1];
   Filesystem& fs = tree->filesystem(1);
+  // Groups whose block bitmap was never written: their metadata must still count.
+  File part = File::open(f.disk, OpenMode::read_only);
+  std::vector<uint8_t> p1_bytes(p1.size);
+  part.read_exact(p1.offset, p1_bytes);
+  test::write_file(f.dir.file("p1.img"), p1_bytes);
+  test::CommandResult groups = test::run({"dumpe2fs", f.dir.file("p1.img")});
+  ASSERT_NE(groups.out.find("BLOCK_UNINIT"), std::string::npos) << "the fixture has no BLOCK_UNINIT groups";
   std::vector<ByteRange> used = fs.used_ranges();
   ASSERT_FALSE(used.empty());
   uint64_t total = 0, prev_end = 0;

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "tests/volume/volume_test_util.h"
 #include "volume/sandbox.h"
+#include "volume/sandbox_protocol.h"
 #include "volume/tree.h"
 #include "volume/views.h"
 
@@ -35,6 +36,17 @@ void hostile_hook(std::string_view what) {
     std::raise(SIGSEGV);
   } else if (what == "hang") {
     while (true) {
+    }
+  } else if (what == "read-forever") {
+    // A reader in a loop that keeps reading the disk (block reads, straight on the
+    // child's socket): progress of a sort, so only the request limit ends it.
+    while (true) {
+      ByteWriter w;
+      w.le32(0);
+      w.le64(0);
+      w.le32(512);
+      sandbox::send_message(3, sandbox::kBlockRead, w.buffer());
+      sandbox::receive_message(3);
     }
   } else if (what == "fine") {
     return;
@@ -86,6 +98,17 @@ TEST(Sandbox, ACrashOrAHangIsOneErrorAndTheParentGoesOn) {
   std::unique_ptr<Tree> tree = Sandbox::start()->explore({{"zeros", std::make_shared<MemoryDevice>(zeros)}});
   ASSERT_EQ(tree->volumes().size(), 1u);
   EXPECT_EQ(tree->volumes()[0].content, "");
+}
+
+TEST(Sandbox, ARequestThatReadsForeverIsStoppedAtTheLimit) {
+  SandboxOptions o;
+  o.test_hook = hostile_hook;
+  o.request_limit_seconds = 2;
+  std::unique_ptr<Sandbox> s = Sandbox::start(o);
+  std::vector<uint8_t> zeros(1 << 20, 0);
+  s->explore({{"zeros", std::make_shared<MemoryDevice>(zeros)}});
+  const std::string message = failure(*s, "read-forever");
+  EXPECT_NE(message.find("took more than 2 s"), std::string::npos) << message;
 }
 
 TEST(Sandbox, TestRequestsAreRefusedWithoutAHook) {
