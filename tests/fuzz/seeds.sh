@@ -94,5 +94,64 @@ vdi_fuzz)
     i=$((i+1))
   done
   ;;
+fat_fuzz)
+  # FAT12, FAT16 and FAT32 with 512-byte clusters (just enough of them for the
+  # type), filled by mtools: long and short names, nested directories, a
+  # directory over several clusters, a fragmented chain. FAT32's first MiB holds
+  # its FATs and everything written: the target zero-extends the rest.
+  export MTOOLS_SKIP_CHECK=1 LC_ALL=C.UTF-8 TZ=UTC
+  printf 'hello\n' > "$tmp/a.txt"
+  head -c 5000 "$tmp/data" > "$tmp/five"
+  head -c 20000 "$tmp/data" > "$tmp/frag"
+  for spec in "12 360 4" "16 2200 1" "32 34000 1"; do
+    set -- $spec
+    f="$tmp/fat$1.img"
+    mkfs.vfat -C -F "$1" -s "$3" -n SEED "$f" "$2" >/dev/null 2>&1
+    for d in sub sub/deeper many gaps; do mmd -i "$f" "::/$d"; done
+    mcopy -i "$f" "$tmp/a.txt" ::/lower.txt
+    mcopy -i "$f" "$tmp/five" "::/A long name with spaces.bin"
+    mcopy -i "$f" "$tmp/a.txt" "::/sub/deeper/Ärger.txt"
+    for i in $(seq 40); do mcopy -i "$f" "$tmp/a.txt" "::/many/entry number $i.txt"; done
+    for i in $(seq 8); do mcopy -i "$f" "$tmp/five" "::/gaps/g$i"; done
+    for i in 2 4 6 8; do mdel -i "$f" "::/gaps/g$i"; done
+    mcopy -i "$f" "$tmp/frag" ::/frag.bin
+    mattrib -i "$f" +r ::/lower.txt
+    if [ "$1" = 32 ]; then head -c 1M "$f" > "$dir/fat$1"; else cp "$f" "$dir/fat$1"; fi
+  done
+  ;;
+xfs_fuzz)
+  # Small single-AG XFS v5 and v4 volumes with an external log (its blocks would
+  # only be noise) and 1 KiB blocks (4 KiB directory blocks: several blocks
+  # each), so that every directory shape fits in under a MiB: short form, block,
+  # leaf, and a node directory whose blocks interleave with file data (a btree
+  # block map). Cut after the last used block: the target zero-extends the rest.
+  export TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1  # mkfs.xfs: allow a volume below 300 MB
+  printf 'hello\n' > "$tmp/a.txt"
+  head -c 5000 "$tmp/data" > "$tmp/five"
+  {
+    echo seed; echo 0 0; echo "d--755 0 0"
+    echo "a.txt ---644 1 2 $tmp/a.txt"
+    echo "five.bin ---600 0 0 $tmp/five"
+    echo "Ärger.txt ---644 0 0 $tmp/a.txt"
+    echo "short l--777 0 0 a.txt"
+    echo "long l--777 0 0 $(printf 'long/%.0s' $(seq 150))target"
+    echo "fifo p--644 0 0"
+    echo "sf d--755 0 0"; for i in 1 2 3; do echo "s$i ---644 0 0 $tmp/a.txt"; done; echo '$'
+    echo "block d--755 0 0"; for i in $(seq 25); do echo "block-entry-$i ---644 0 0 $tmp/a.txt"; done; echo '$'
+    echo "leaf d--755 0 0"; for i in $(seq 200); do echo "leaf-entry-$i ---644 0 0 $tmp/a.txt"; done; echo '$'
+    echo "node d--755 0 0"; for i in $(seq 700); do echo "node-entry-number-$i ---644 0 0 $tmp/a.txt"; done; echo '$'
+    echo '$'
+  } > "$tmp/proto"
+  for crc in 1 0; do
+    f="$tmp/xfs$crc.img"
+    truncate -s 16M "$f"
+    truncate -s 16M "$tmp/log$crc"
+    mkfs.xfs -q -f -m crc=$crc -b size=1024 -d agcount=1 -l logdev="$tmp/log$crc" -L seed -p "$tmp/proto" "$f" 2>/dev/null
+    # The free extent that runs to the end of the AG says where the data stops.
+    blocks=$(xfs_db -r -c "sb 0" -c "print dblocks" "$f" 2>/dev/null | awk '{print $3}')
+    cut=$(xfs_db -r -c "freesp -d" "$f" 2>/dev/null | awk -v end="$blocks" 'NF == 3 && $2 + $3 == end {print $2}')
+    head -c $(( ${cut:-$blocks} * 1024 )) "$f" > "$dir/xfs-v$((crc ? 5 : 4))"
+  done
+  ;;
 *) echo "seeds.sh: no seeds for $target" >&2 ;;
 esac
