@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <unordered_map>
 
 #include "core/endian.h"
 #include "core/error.h"
@@ -36,8 +37,17 @@ struct Entry {
   bool is_directory() const { return attr & fat::kAttrDirectory; }
 };
 
+// Names compare ASCII case-insensitively, as on Windows (and Linux's vfat).
+std::string fold(std::string_view name) {
+  std::string out(name);
+  for (char& c : out)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return out;
+}
+
 struct Directory {
   std::vector<Entry> entries;
+  std::unordered_map<std::string, size_t> index;  // folded long and 8.3 names -> entry; the first wins
   std::string label;  // the volume label entry (only the root directory has one)
 };
 
@@ -80,15 +90,6 @@ struct LongName {
     return name;
   }
 };
-
-bool same_name(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    auto fold = [](char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; };
-    if (fold(a[i]) != fold(b[i])) return false;
-  }
-  return true;
-}
 
 class FatFilesystem final : public Filesystem {
  public:
@@ -233,11 +234,9 @@ class FatFilesystem final : public Filesystem {
       if (!node.is_directory()) fail(ErrorCategory::usage, "fat: {}: not a directory", walked);
       std::shared_ptr<const Directory> dir = directory(node, walked.empty() ? "/" : walked);
       walked += "/" + part;
-      auto it = std::find_if(dir->entries.begin(), dir->entries.end(), [&](const Entry& e) {
-        return same_name(e.name, part) || same_name(e.short_name, part);
-      });
-      if (it == dir->entries.end()) fail(ErrorCategory::not_found, "fat: {}: no such file or directory", walked);
-      node = Node{*it, false};
+      auto it = dir->index.find(fold(part));
+      if (it == dir->index.end()) fail(ErrorCategory::not_found, "fat: {}: no such file or directory", walked);
+      node = Node{dir->entries[it->second], false};
       if (node.entry.is_directory()) {
         if (std::find(ancestors.begin(), ancestors.end(), node.entry.cluster) != ancestors.end())
           fail(ErrorCategory::corrupt, "fat: {}: directory at cluster {} is its own ancestor (a loop)", walked,
@@ -320,6 +319,8 @@ class FatFilesystem final : public Filesystem {
       entry.write_time = load_le16(e.data() + 22);
       entry.write_date = load_le16(e.data() + 24);
       entry.position = position(at);
+      dir.index.emplace(fold(entry.name), dir.entries.size());
+      dir.index.emplace(fold(entry.short_name), dir.entries.size());
       dir.entries.push_back(std::move(entry));
     }
     return dir;

@@ -122,12 +122,12 @@ Superblock parse_superblock(std::span<const uint8_t> s) {
       sb.ag_block_log + sb.inodes_per_block_log > 32)
     fail(ErrorCategory::corrupt, "xfs: superblock AG geometry ({} AGs of {} blocks, log {})", sb.ag_count,
          sb.ag_blocks, sb.ag_block_log);
-  if (sb.data_blocks == 0 || sb.data_blocks > (uint64_t{1} << 52) ||
+  if (sb.data_blocks == 0 || sb.data_blocks > (uint64_t{1} << (63 - sb.block_log)) ||
       sb.data_blocks > uint64_t{sb.ag_count} * sb.ag_blocks ||
       sb.data_blocks <= uint64_t{sb.ag_count - 1} * sb.ag_blocks)
     fail(ErrorCategory::corrupt, "xfs: superblock says {} blocks in {} AGs of {}", sb.data_blocks, sb.ag_count,
          sb.ag_blocks);
-  if (sb.dir_block_bytes() > 65536 || sb.dir_block_log > 16)
+  if (sb.dir_block_log > 7 || sb.dir_block_bytes() > 65536)
     fail(ErrorCategory::corrupt, "xfs: directory block size {} << {}", sb.block_size, sb.dir_block_log);
   if (in_progress) fail(ErrorCategory::corrupt, "xfs: mkfs.xfs did not finish (sb_inprogress set)");
 

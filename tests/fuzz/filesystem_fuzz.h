@@ -10,19 +10,32 @@
 #include <string>
 #include <vector>
 
+#include "core/endian.h"
 #include "core/error.h"
 #include "image/block_device.h"
 #include "volume/filesystem.h"
 
 namespace arche::fuzz {
 
-// The input at the start of a volume of `size` bytes that reads as zeros beyond
-// it: a small seed (the first blocks of a real image, where mkfs puts the
-// metadata and the first files) stands for the whole volume without copying it.
-class ZeroExtendedDevice final : public image::BlockDevice {
+// The input as a volume of `size` bytes that reads as zeros where the input
+// puts nothing. Real volumes keep their metadata in a few places far apart
+// (FAT32: boot sector and FAT at the start, directories after two FATs of
+// 256 KiB and more), so the input is two parts, placed by an 8-byte header:
+//   u32 le  byte offset of part 2 on the volume (any value: a mutation may move it)
+//   u32 le  length of part 1
+//   part 1 (at offset 0), part 2 (the rest of the input)
+// Small seeds (tens of KiB: where mkfs put the metadata and the first files)
+// stand for whole volumes, and each run copies nothing.
+class TwoPartDevice final : public image::BlockDevice {
  public:
-  ZeroExtendedDevice(const uint8_t* data, size_t length, uint64_t size)
-      : data_(data), length_(length), size_(std::max<uint64_t>(size, length)) {}
+  TwoPartDevice(const uint8_t* data, size_t length, uint64_t size) : size_(size) {
+    if (length < 8) return;
+    const uint64_t second_offset = load_le32(data), first_length = std::min<uint64_t>(load_le32(data + 4), length - 8);
+    first_ = {data + 8, static_cast<size_t>(first_length)};
+    second_ = {data + 8 + first_length, static_cast<size_t>(length - 8 - first_length)};
+    second_offset_ = second_offset;
+    size_ = std::max({size_, first_.size(), second_offset_ + second_.size()});
+  }
 
   uint64_t size() const override { return size_; }
   bool writable() const override { return false; }
@@ -30,9 +43,9 @@ class ZeroExtendedDevice final : public image::BlockDevice {
   std::string filename() const override { return "fuzz-input"; }
   void read(uint64_t offset, std::span<uint8_t> out) override {
     check_request(offset, out.size(), "read");
-    const size_t have = offset < length_ ? static_cast<size_t>(std::min<uint64_t>(out.size(), length_ - offset)) : 0;
-    if (have) std::memcpy(out.data(), data_ + offset, have);
-    std::fill(out.begin() + static_cast<ptrdiff_t>(have), out.end(), 0);
+    std::fill(out.begin(), out.end(), 0);
+    copy_part(first_, 0, offset, out);
+    copy_part(second_, second_offset_, offset, out);  // part 2 wins where they overlap
   }
   void write(uint64_t, std::span<const uint8_t>) override { fail(ErrorCategory::usage, "fuzz device is read-only"); }
   void write_zeroes(uint64_t, uint64_t, bool) override { fail(ErrorCategory::usage, "fuzz device is read-only"); }
@@ -50,8 +63,13 @@ class ZeroExtendedDevice final : public image::BlockDevice {
   }
 
  private:
-  const uint8_t* data_;
-  size_t length_;
+  static void copy_part(std::span<const uint8_t> part, uint64_t at, uint64_t offset, std::span<uint8_t> out) {
+    const uint64_t from = std::max(at, offset), to = std::min(at + part.size(), offset + out.size());
+    if (from < to) std::memcpy(out.data() + (from - offset), part.data() + (from - at), to - from);
+  }
+
+  std::span<const uint8_t> first_, second_;
+  uint64_t second_offset_ = 0;
   uint64_t size_;
 };
 
@@ -67,7 +85,7 @@ inline void exercise_filesystem(volume::Filesystem& fs) {
   };
   attempt([&] { (void)fs.label(), (void)fs.uuid(), (void)fs.size_bytes(), (void)fs.used_bytes(); });
   size_t budget = 4096;  // entries visited
-  std::vector<uint8_t> buf(64 << 10);
+  std::vector<uint8_t> buf(32 << 10);
   std::function<void(const std::string&, int)> walk = [&](const std::string& dir, int depth) {
     std::vector<volume::DirEntry> entries;
     attempt([&] { entries = fs.list(dir); });
@@ -77,7 +95,7 @@ inline void exercise_filesystem(volume::Filesystem& fs) {
       attempt([&] { (void)fs.stat(path); });
       if (e.stat.type == volume::FileType::regular) {
         attempt([&] {
-          for (uint64_t at = 0; at < (256u << 10);) {  // bounded: a crafted size may claim terabytes
+          for (uint64_t at = 0; at < (128u << 10);) {  // bounded: a crafted size may claim terabytes
             const size_t n = fs.read(path, at, buf);
             if (n == 0) break;
             at += n;
