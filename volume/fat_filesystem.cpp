@@ -238,6 +238,8 @@ class FatFilesystem final : public Filesystem {
       if (it == dir->index.end()) fail(ErrorCategory::not_found, "fat: {}: no such file or directory", walked);
       node = Node{dir->entries[it->second], false};
       if (node.entry.is_directory()) {
+        if (node.entry.cluster == 0)
+          fail(ErrorCategory::corrupt, "fat: {}: directory without a first cluster", walked);
         if (std::find(ancestors.begin(), ancestors.end(), node.entry.cluster) != ancestors.end())
           fail(ErrorCategory::corrupt, "fat: {}: directory at cluster {} is its own ancestor (a loop)", walked,
                node.entry.cluster);

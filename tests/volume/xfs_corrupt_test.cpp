@@ -83,7 +83,14 @@ TEST_F(XfsCorrupt, EntryNamingAFreeInodeIsReported) {
     ++free_ino;
   }
   xfs_db_write({"path /sub", "write u3.sfdir3.list[1].inumber.i4 " + std::to_string(free_ino)});
-  expect_corrupt([](auto& fs) { (void)fs.list("/sub"); }, "free in the inode btree");
+  expect_corrupt([](auto& fs) {
+    // Listed as unknown beside its intact sibling; stat says what is wrong.
+    const auto entries = fs.list("/sub");
+    ASSERT_EQ(entries.size(), 2u);
+    EXPECT_EQ(entries[0].stat.type, volume::FileType::directory);
+    EXPECT_EQ(entries[1].stat.type, volume::FileType::unknown);
+    (void)fs.stat("/sub/b.txt");
+  }, "free in the inode btree");
 }
 
 TEST_F(XfsCorrupt, DirectoryLoopIsReported) {

@@ -202,9 +202,9 @@ TEST(XfsReader, V4ProtofileTreeReadsBack) {
 }
 
 // Less common geometry and features together: 1 KiB blocks with 8 KiB directory
-// blocks, ASCII case-insensitive names, an external log, and a UUID changed after
-// mkfs (v5 metadata then carries the old one as meta_uuid).
-TEST(XfsReader, SmallBlocksCaseInsensitiveNamesExternalLogAndNewUuid) {
+// blocks, ASCII case-insensitive names, 64-bit extent counters, an external log,
+// and a UUID changed after mkfs (v5 metadata then carries the old one as meta_uuid).
+TEST(XfsReader, SmallBlocksCaseInsensitiveNamesNrext64ExternalLogAndNewUuid) {
   ARCHE_REQUIRE_PROGRAM("mkfs.xfs");
   TempDir dir;
   const std::string image = dir.file("v.img"), log = dir.file("log.img");
@@ -219,8 +219,9 @@ TEST(XfsReader, SmallBlocksCaseInsensitiveNamesExternalLogAndNewUuid) {
   write_file(dir.file("proto"), std::vector<uint8_t>(proto.begin(), proto.end()));
   run_ok({"truncate", "-s", "512M", image});
   run_ok({"truncate", "-s", "64M", log});
-  run_ok({"mkfs.xfs", "-q", "-f", "-b", "size=1024", "-n", "size=8192,version=ci", "-l", "logdev=" + log, "-p",
-          dir.file("proto"), image});
+  run_ok({"mkfs.xfs", "-q", "-f", "-b", "size=1024", "-n", "size=8192,version=ci", "-i", "nrext64=1", "-l",
+          "logdev=" + log, "-p", dir.file("proto"), image});
+  ASSERT_EQ(xfs_db_field(image, "/r.bin", "v3.nrext64"), "1");
   run_ok({"xfs_admin", "-U", "generate", image, log});
   ASSERT_NE(xfs_db(image, {"sb 0", "print meta_uuid"}), xfs_db(image, {"sb 0", "print uuid"}));
 
