@@ -9,8 +9,8 @@
 #include "core/error.h"
 #include "volume/fat_format.h"
 #include "volume/fat_table.h"
-#include "volume/readers.h"
 #include "volume/reader_support.h"
+#include "volume/readers.h"
 
 namespace arche::volume {
 namespace {
@@ -37,17 +37,11 @@ struct Entry {
   bool is_directory() const { return attr & fat::kAttrDirectory; }
 };
 
-// Names compare ASCII case-insensitively, as on Windows (and Linux's vfat).
-std::string fold(std::string_view name) {
-  std::string out(name);
-  for (char& c : out)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  return out;
-}
-
 struct Directory {
   std::vector<Entry> entries;
-  std::unordered_map<std::string, size_t> index;  // folded long and 8.3 names -> entry; the first wins
+  // Long and 8.3 names, ASCII case folded as Windows (and Linux's vfat) compare
+  // them -> entry; the first wins.
+  std::unordered_map<std::string, size_t> index;
   std::string label;  // the volume label entry (only the root directory has one)
 };
 
@@ -162,8 +156,8 @@ class FatFilesystem final : public Filesystem {
       const uint64_t run_bytes = uint64_t{run.count} * g_.cluster_bytes;
       const uint64_t from = std::max(offset, run_start), to = std::min(offset + n, run_start + run_bytes);
       if (from < to)
-        read_volume(*volume_, g_.cluster_offset(run.first) + (from - run_start),
-                    out.subspan(from - offset, to - from), "fat");
+        read_volume(*volume_, g_.cluster_offset(run.first) + (from - run_start), out.subspan(from - offset, to - from),
+                    "fat");
       run_start += run_bytes;
       if (run_start >= offset + n) break;
     }
@@ -234,12 +228,11 @@ class FatFilesystem final : public Filesystem {
       if (!node.is_directory()) fail(ErrorCategory::usage, "fat: {}: not a directory", walked);
       std::shared_ptr<const Directory> dir = directory(node, walked.empty() ? "/" : walked);
       walked += "/" + part;
-      auto it = dir->index.find(fold(part));
+      auto it = dir->index.find(fold_ascii_case(part));
       if (it == dir->index.end()) fail(ErrorCategory::not_found, "fat: {}: no such file or directory", walked);
       node = Node{dir->entries[it->second], false};
       if (node.entry.is_directory()) {
-        if (node.entry.cluster == 0)
-          fail(ErrorCategory::corrupt, "fat: {}: directory without a first cluster", walked);
+        if (node.entry.cluster == 0) fail(ErrorCategory::corrupt, "fat: {}: directory without a first cluster", walked);
         if (std::find(ancestors.begin(), ancestors.end(), node.entry.cluster) != ancestors.end())
           fail(ErrorCategory::corrupt, "fat: {}: directory at cluster {} is its own ancestor (a loop)", walked,
                node.entry.cluster);
@@ -303,7 +296,8 @@ class FatFilesystem final : public Filesystem {
         long_name.reset();
         continue;
       }
-      if (e[0] == '.' && (std::memcmp(e.data(), ".          ", 11) == 0 || std::memcmp(e.data(), "..         ", 11) == 0)) {
+      const bool dot = std::memcmp(e.data(), ".          ", 11) == 0 || std::memcmp(e.data(), "..         ", 11) == 0;
+      if (dot) {
         long_name.reset();
         continue;
       }
@@ -321,8 +315,8 @@ class FatFilesystem final : public Filesystem {
       entry.write_time = load_le16(e.data() + 22);
       entry.write_date = load_le16(e.data() + 24);
       entry.position = position(at);
-      dir.index.emplace(fold(entry.name), dir.entries.size());
-      dir.index.emplace(fold(entry.short_name), dir.entries.size());
+      dir.index.emplace(fold_ascii_case(entry.name), dir.entries.size());
+      dir.index.emplace(fold_ascii_case(entry.short_name), dir.entries.size());
       dir.entries.push_back(std::move(entry));
     }
     return dir;

@@ -28,13 +28,13 @@ struct Geometry {
   uint32_t cluster_bytes = 0;
   uint32_t reserved_sectors = 0;
   uint32_t fat_count = 0;
-  uint32_t fat_sectors = 0;     // per FAT
-  uint32_t active_fat = 0;      // the FAT in use (FAT32 may disable mirroring)
-  uint32_t root_entries = 0;    // FAT12/16: entries of the fixed root directory
-  uint32_t root_cluster = 0;    // FAT32: first cluster of the root directory
-  uint32_t fsinfo_sector = 0;   // FAT32: 0 when there is none
+  uint32_t fat_sectors = 0;    // per FAT
+  uint32_t active_fat = 0;     // the FAT in use (FAT32 may disable mirroring)
+  uint32_t root_entries = 0;   // FAT12/16: entries of the fixed root directory
+  uint32_t root_cluster = 0;   // FAT32: first cluster of the root directory
+  uint32_t fsinfo_sector = 0;  // FAT32: 0 when there is none
   uint64_t total_sectors = 0;
-  uint32_t cluster_count = 0;   // data clusters; valid cluster numbers are 2..cluster_count+1
+  uint32_t cluster_count = 0;      // data clusters; valid cluster numbers are 2..cluster_count+1
   std::optional<uint32_t> serial;  // volume id of the extended BPB
   std::string boot_label;          // label in the BPB (the root directory's entry is the real one)
 

@@ -72,13 +72,16 @@ Chain Table::chain(uint32_t first, uint64_t max_clusters, const std::string& wha
     ++chain.clusters;
     const uint32_t next = entry(cluster);
     if (is_end(next)) break;
-    if (next == 0 || is_bad(next) || !g_.valid_cluster(next))
-      fail(ErrorCategory::corrupt, "fat: {}: cluster {} links to {} (FAT entry {})", what, cluster,
-           next == 0 ? "a free cluster" : is_bad(next) ? "a bad cluster" : "an invalid cluster", next);
-    if (chain.clusters == max_clusters) {
-      chain.continues = true;
+    if (chain.clusters == max_clusters) {  // enough: what the last link says matters no more
+      chain.continues = g_.valid_cluster(next);
       break;
     }
+    if (next == 0 || is_bad(next) || !g_.valid_cluster(next))
+      fail(ErrorCategory::corrupt, "fat: {}: cluster {} links to {} (FAT entry {})", what, cluster,
+           next == 0      ? "a free cluster"
+           : is_bad(next) ? "a bad cluster"
+                          : "an invalid cluster",
+           next);
     cluster = next;
   }
   // A loop shows as two runs sharing clusters.

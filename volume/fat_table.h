@@ -24,8 +24,8 @@ struct ClusterRun {
 
 struct Chain {
   std::vector<ClusterRun> runs;
-  uint64_t clusters = 0;    // sum of the runs' counts
-  bool continues = false;   // the table goes on beyond the clusters asked for
+  uint64_t clusters = 0;   // sum of the runs' counts
+  bool continues = false;  // the last cluster asked for links to another
 };
 
 class Table {
@@ -36,9 +36,9 @@ class Table {
   uint32_t entry(uint32_t cluster);
 
   // Follows the chain from `first` for at most max_clusters clusters. A free,
-  // bad, reserved or out-of-range link, or a cluster used twice, is a corrupt
-  // error naming `what` (the file or directory). An end-of-chain mark before
-  // max_clusters simply ends the chain: the caller knows how many it needs.
+  // bad, reserved or out-of-range link before that, or a cluster used twice, is
+  // a corrupt error naming `what` (the file or directory). An end-of-chain mark
+  // before max_clusters simply ends the chain: the caller knows how many it needs.
   Chain chain(uint32_t first, uint64_t max_clusters, const std::string& what);
 
   // Calls visit(first, count) for every run of clusters the table does not list

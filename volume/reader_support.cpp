@@ -27,9 +27,16 @@ std::vector<std::string> split_path(std::string_view path, std::string_view fs) 
 void read_volume(image::BlockDevice& volume, uint64_t offset, std::span<uint8_t> out, std::string_view fs) {
   const uint64_t size = volume.size();
   if (offset > size || out.size() > size - offset)
-    fail(ErrorCategory::corrupt, "{}: metadata points to bytes {}..{} beyond the end of the volume ({} bytes)", fs, offset,
-         offset + out.size(), size);
+    fail(ErrorCategory::corrupt, "{}: metadata points to bytes {}..{} beyond the end of the volume ({} bytes)", fs,
+         offset, offset + out.size(), size);
   volume.read(offset, out);
+}
+
+std::string fold_ascii_case(std::string_view name) {
+  std::string out(name);
+  for (char& c : out)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return out;
 }
 
 void merge_ranges(std::vector<ByteRange>& ranges) {

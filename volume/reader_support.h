@@ -27,6 +27,10 @@ std::vector<std::string> split_path(std::string_view path, std::string_view fs);
 // corrupt error (the metadata that led there points outside the volume).
 void read_volume(image::BlockDevice& volume, uint64_t offset, std::span<uint8_t> out, std::string_view fs);
 
+// The name with ASCII letters in upper case: how the case-insensitive names of
+// FAT (and of XFS with ascii-ci) compare. Other characters are left as they are.
+std::string fold_ascii_case(std::string_view name);
+
 // Sorts and merges overlapping or adjacent ranges; drops empty ones.
 void merge_ranges(std::vector<ByteRange>& ranges);
 

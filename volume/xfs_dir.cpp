@@ -19,7 +19,8 @@ void add_entry(std::string_view name, uint64_t ino, const Inode& dir, const Supe
   if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos)
     fail(ErrorCategory::corrupt, "xfs: directory inode {}: entry at {} has a name with '/' or NUL", dir.ino, where);
   if (!sb.valid_inode(ino))
-    fail(ErrorCategory::corrupt, "xfs: directory inode {}: entry '{}' names inode {} outside the volume", dir.ino, name, ino);
+    fail(ErrorCategory::corrupt, "xfs: directory inode {}: entry '{}' names inode {} outside the volume", dir.ino, name,
+         ino);
   out.push_back({std::string(name), ino});
 }
 
@@ -34,7 +35,8 @@ void parse_shortform_dir(const Inode& dir, const Superblock& sb, std::vector<Dir
   const size_t ftype = sb.ftype ? 1 : 0;
   size_t pos = 2 + ino_bytes;  // after count, i8count and the parent's inode number
   for (uint32_t i = 0; i < count; ++i) {
-    if (pos + 3 > size) fail(ErrorCategory::corrupt, "xfs: directory inode {}: short-form entry {} truncated", dir.ino, i);
+    if (pos + 3 > size)
+      fail(ErrorCategory::corrupt, "xfs: directory inode {}: short-form entry {} truncated", dir.ino, i);
     const size_t name_length = f[pos];
     const size_t entry = 3 + name_length + ftype + ino_bytes;  // namelen, offset (2), name, [ftype], inumber
     if (name_length == 0 || pos + entry > size)
@@ -60,7 +62,8 @@ void parse_dir_block(std::span<const uint8_t> b, uint64_t daddr, uint64_t index,
     // magic, crc, blkno, lsn, uuid, owner (48 bytes), best-free slots, pad: 64.
     if (!crc_ok(b, 4) || load_be64(p + 8) != daddr || std::memcmp(p + 24, sb.meta_uuid, 16) != 0 ||
         load_be64(p + 40) != dir.ino)
-      fail(ErrorCategory::corrupt, "xfs: directory inode {}: block {}: CRC or self-description mismatch", dir.ino, index);
+      fail(ErrorCategory::corrupt, "xfs: directory inode {}: block {}: CRC or self-description mismatch", dir.ino,
+           index);
     header = 64;
   }
   size_t end = b.size();
@@ -73,7 +76,8 @@ void parse_dir_block(std::span<const uint8_t> b, uint64_t daddr, uint64_t index,
   }
   const size_t ftype = sb.ftype ? 1 : 0;
   for (size_t pos = header; pos < end;) {
-    if (pos + 8 > end) fail(ErrorCategory::corrupt, "xfs: directory inode {}: block {}: entry at {} truncated", dir.ino, index, pos);
+    if (pos + 8 > end)
+      fail(ErrorCategory::corrupt, "xfs: directory inode {}: block {}: entry at {} truncated", dir.ino, index, pos);
     if (load_be16(p + pos) == kFreeTag) {
       const size_t length = load_be16(p + pos + 2);
       if (length < 8 || length % 8 || pos + length > end)

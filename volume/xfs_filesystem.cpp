@@ -11,8 +11,8 @@
 #include "core/endian.h"
 #include "core/error.h"
 #include "core/interrupt.h"
-#include "volume/readers.h"
 #include "volume/reader_support.h"
+#include "volume/readers.h"
 #include "volume/xfs_dir.h"
 #include "volume/xfs_format.h"
 #include "volume/xfs_volume.h"
@@ -40,13 +40,6 @@ FileType type_of(uint16_t mode) {
   return FileType::unknown;
 }
 
-std::string fold_ascii(std::string_view name) {
-  std::string out(name);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
 struct Directory {
   std::vector<xfs::DirEntryRef> entries;
   std::unordered_map<std::string, uint64_t> index;  // name (folded when ascii-ci) -> inode
@@ -64,15 +57,17 @@ class XfsFilesystem final : public Filesystem {
   XfsFilesystem(std::shared_ptr<image::BlockDevice> device, const xfs::Superblock& sb)
       : device_(std::move(device)), sb_(sb), volume_(*device_, sb_) {
     // The root must be a directory: catches most garbage before any walk.
-    if (!S_ISDIR(inode(sb_.root_ino).mode)) fail(ErrorCategory::corrupt, "xfs: root inode {} is not a directory", sb_.root_ino);
+    if (!S_ISDIR(inode(sb_.root_ino).mode))
+      fail(ErrorCategory::corrupt, "xfs: root inode {} is not a directory", sb_.root_ino);
   }
 
   std::string type() const override { return "xfs"; }
   std::string label() const override { return sb_.label; }
   std::string uuid() const override {
     const uint8_t* u = sb_.uuid;
-    return fmt::format("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-                       u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+    std::string out;
+    for (int i = 0; i < 16; ++i) out += fmt::format("{}{:02x}", i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", u[i]);
+    return out;
   }
   uint64_t size_bytes() const override { return sb_.data_blocks << sb_.block_log; }
 
@@ -135,8 +130,7 @@ class XfsFilesystem final : public Filesystem {
     if (!S_ISLNK(in.mode)) fail(ErrorCategory::usage, "xfs: {}: not a symbolic link", path);
     if (in.size == 0 || in.size > xfs::kMaxSymlinkLength)
       fail(ErrorCategory::corrupt, "xfs: {}: symbolic link of {} bytes", path, in.size);
-    if (in.format == ForkFormat::local)
-      return std::string(reinterpret_cast<const char*>(in.data_fork.data()), in.size);
+    if (in.format == ForkFormat::local) return std::string(reinterpret_cast<const char*>(in.data_fork.data()), in.size);
     return remote_symlink(*file, path);
   }
 
@@ -272,7 +266,8 @@ class XfsFilesystem final : public Filesystem {
       target.append(reinterpret_cast<const char*>(buf.data() + from), bytes);
     }
     if (target.size() != in.size)
-      fail(ErrorCategory::corrupt, "xfs: {}: symbolic link blocks hold {} of its {} bytes", path, target.size(), in.size);
+      fail(ErrorCategory::corrupt, "xfs: {}: symbolic link blocks hold {} of its {} bytes", path, target.size(),
+           in.size);
     return target;
   }
 
@@ -285,7 +280,7 @@ class XfsFilesystem final : public Filesystem {
     for (const std::string& part : split_path(path, "xfs")) {
       std::shared_ptr<const Directory> dir = directory(ino, walked.empty() ? "/" : walked);
       walked += "/" + part;
-      auto it = dir->index.find(sb_.ascii_ci ? fold_ascii(part) : part);
+      auto it = dir->index.find(sb_.ascii_ci ? fold_ascii_case(part) : part);
       if (it == dir->index.end()) fail(ErrorCategory::not_found, "xfs: {}: no such file or directory", walked);
       ino = it->second;
       if (std::find(ancestors.begin(), ancestors.end(), ino) != ancestors.end())
@@ -306,7 +301,8 @@ class XfsFilesystem final : public Filesystem {
     } else {
       read_dir_blocks(*file, dir->entries);
     }
-    for (const xfs::DirEntryRef& e : dir->entries) dir->index.emplace(sb_.ascii_ci ? fold_ascii(e.name) : e.name, e.ino);
+    for (const xfs::DirEntryRef& e : dir->entries)
+      dir->index.emplace(sb_.ascii_ci ? fold_ascii_case(e.name) : e.name, e.ino);
     directories_.insert(ino, dir);
     return dir;
   }

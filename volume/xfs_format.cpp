@@ -113,15 +113,16 @@ Superblock parse_superblock(std::span<const uint8_t> s) {
   if (!power_of_two(sb.sector_size) || sb.sector_size < 512 || sb.sector_size > sb.block_size ||
       sector_log != log2_exact(sb.sector_size))
     fail(ErrorCategory::corrupt, "xfs: superblock sector size {}", sb.sector_size);
-  if (s.size() < sb.sector_size) fail(ErrorCategory::corrupt, "xfs: sector size {} larger than the volume", sb.sector_size);
+  if (s.size() < sb.sector_size)
+    fail(ErrorCategory::corrupt, "xfs: sector size {} larger than the volume", sb.sector_size);
   if (!power_of_two(sb.inode_size) || sb.inode_size < 256 || sb.inode_size > 2048 || sb.inode_size > sb.block_size ||
       sb.inode_log != log2_exact(sb.inode_size) || inodes_per_block != sb.block_size / sb.inode_size ||
       sb.inodes_per_block_log != log2_exact(inodes_per_block))
     fail(ErrorCategory::corrupt, "xfs: superblock inode size {} ({} per block)", sb.inode_size, inodes_per_block);
   if (sb.ag_blocks == 0 || sb.ag_count == 0 || sb.ag_block_log != log2_ceil(sb.ag_blocks) ||
       sb.ag_block_log + sb.inodes_per_block_log > 32)
-    fail(ErrorCategory::corrupt, "xfs: superblock AG geometry ({} AGs of {} blocks, log {})", sb.ag_count,
-         sb.ag_blocks, sb.ag_block_log);
+    fail(ErrorCategory::corrupt, "xfs: superblock AG geometry ({} AGs of {} blocks, log {})", sb.ag_count, sb.ag_blocks,
+         sb.ag_block_log);
   if (sb.data_blocks == 0 || sb.data_blocks > (uint64_t{1} << (63 - sb.block_log)) ||
       sb.data_blocks > uint64_t{sb.ag_count} * sb.ag_blocks ||
       sb.data_blocks <= uint64_t{sb.ag_count - 1} * sb.ag_blocks)
@@ -174,7 +175,8 @@ Agf parse_agf(std::span<const uint8_t> s, const Superblock& sb, uint32_t agno) {
   agf.bno_level = load_be32(s.data() + 28);
   agf.free_blocks = load_be32(s.data() + 52);
   if (agf.length != sb.ag_length(agno))
-    fail(ErrorCategory::corrupt, "xfs: AG {}: AGF length {}, the superblock says {}", agno, agf.length, sb.ag_length(agno));
+    fail(ErrorCategory::corrupt, "xfs: AG {}: AGF length {}, the superblock says {}", agno, agf.length,
+         sb.ag_length(agno));
   if (agf.bno_root == 0 || agf.bno_root >= agf.length || agf.bno_level == 0 || agf.bno_level > kMaxBtreeLevels)
     fail(ErrorCategory::corrupt, "xfs: AG {}: free-space btree root {} level {}", agno, agf.bno_root, agf.bno_level);
   if (agf.free_blocks > agf.length)
@@ -192,7 +194,8 @@ Agi parse_agi(std::span<const uint8_t> s, const Superblock& sb, uint32_t agno) {
   agi.root = load_be32(s.data() + 20);
   agi.level = load_be32(s.data() + 24);
   if (agi.length != sb.ag_length(agno))
-    fail(ErrorCategory::corrupt, "xfs: AG {}: AGI length {}, the superblock says {}", agno, agi.length, sb.ag_length(agno));
+    fail(ErrorCategory::corrupt, "xfs: AG {}: AGI length {}, the superblock says {}", agno, agi.length,
+         sb.ag_length(agno));
   if (agi.root == 0 || agi.root >= agi.length || agi.level == 0 || agi.level > kMaxBtreeLevels)
     fail(ErrorCategory::corrupt, "xfs: AG {}: inode btree root {} level {}", agno, agi.root, agi.level);
   return agi;
@@ -235,7 +238,8 @@ Inode parse_inode(std::span<const uint8_t> raw, uint64_t ino, const Superblock& 
   if (in.version == 3) {
     if (!crc_ok(raw, 100)) fail(ErrorCategory::corrupt, "xfs: inode {}: CRC mismatch", ino);
     if (load_be64(p + 152) != ino || std::memcmp(p + 160, sb.meta_uuid, 16) != 0)
-      fail(ErrorCategory::corrupt, "xfs: inode {}: says it is inode {} of another file system", ino, load_be64(p + 152));
+      fail(ErrorCategory::corrupt, "xfs: inode {}: says it is inode {} of another file system", ino,
+           load_be64(p + 152));
   }
   if (in.mode == 0) fail(ErrorCategory::corrupt, "xfs: inode {} is free (mode 0) but a directory names it", ino);
   in.uid = load_be32(p + 8);
@@ -272,10 +276,12 @@ Inode parse_inode(std::span<const uint8_t> raw, uint64_t ino, const Superblock& 
     case S_IFSOCK: format_ok = format == 0; break;
     default: fail(ErrorCategory::corrupt, "xfs: inode {}: file type 0{:o}", ino, type);
   }
-  if (!format_ok) fail(ErrorCategory::corrupt, "xfs: inode {}: data fork format {} for file type 0{:o}", ino, format, type);
+  if (!format_ok)
+    fail(ErrorCategory::corrupt, "xfs: inode {}: data fork format {} for file type 0{:o}", ino, format, type);
   in.format = static_cast<ForkFormat>(format);
   if (in.format == ForkFormat::extents && in.extent_count > data_fork / 16)
-    fail(ErrorCategory::corrupt, "xfs: inode {}: {} extents do not fit the {}-byte fork", ino, in.extent_count, data_fork);
+    fail(ErrorCategory::corrupt, "xfs: inode {}: {} extents do not fit the {}-byte fork", ino, in.extent_count,
+         data_fork);
   if (in.format == ForkFormat::local && in.size > data_fork)
     fail(ErrorCategory::corrupt, "xfs: inode {}: {} bytes of inline data in a {}-byte fork", ino, in.size, data_fork);
   return in;

@@ -49,11 +49,11 @@ struct Superblock {
   uint8_t uuid[16]{};
   uint8_t meta_uuid[16]{};  // what v5 metadata headers carry (sb_meta_uuid or sb_uuid)
   std::string label;
-  bool crc = false;         // v5: metadata checksums and self-describing headers
-  bool ftype = false;       // directory entries carry the file type
+  bool crc = false;    // v5: metadata checksums and self-describing headers
+  bool ftype = false;  // directory entries carry the file type
   bool sparse_inodes = false;
   bool bigtime = false;
-  bool ascii_ci = false;    // names compare ASCII case-insensitively
+  bool ascii_ci = false;  // names compare ASCII case-insensitively
   bool needs_repair = false;
 
   uint32_t dir_block_bytes() const { return block_size << dir_block_log; }

@@ -36,7 +36,8 @@ Agi Volume::agi(uint32_t agno) {
 }
 
 std::shared_ptr<const std::vector<uint8_t>> Volume::ag_btree_block(uint32_t agno, uint32_t agbno, uint32_t magic_v4,
-                                                                   uint32_t magic_v5, uint32_t level, const char* what) {
+                                                                   uint32_t magic_v5, uint32_t level,
+                                                                   const char* what) {
   if (agbno >= sb_.ag_length(agno))
     fail(ErrorCategory::corrupt, "xfs: AG {}: {} points to block {} outside the AG", agno, what, agbno);
   const uint64_t offset = sb_.ag_block_offset(agno, agbno);
@@ -45,7 +46,8 @@ std::shared_ptr<const std::vector<uint8_t>> Volume::ag_btree_block(uint32_t agno
   if (load_be32(p) != (sb_.crc ? magic_v5 : magic_v4))
     fail(ErrorCategory::corrupt, "xfs: AG {}: {} block {}: bad magic", agno, what, agbno);
   if (load_be16(p + 4) != level)
-    fail(ErrorCategory::corrupt, "xfs: AG {}: {} block {}: level {}, expected {}", agno, what, agbno, load_be16(p + 4), level);
+    fail(ErrorCategory::corrupt, "xfs: AG {}: {} block {}: level {}, expected {}", agno, what, agbno, load_be16(p + 4),
+         level);
   if (sb_.crc && (!crc_ok(*block, 52) || load_be64(p + 16) != offset / 512 ||
                   std::memcmp(p + 32, sb_.meta_uuid, 16) != 0 || load_be32(p + 48) != agno))
     fail(ErrorCategory::corrupt, "xfs: AG {}: {} block {}: CRC or self-description mismatch", agno, what, agbno);
@@ -89,7 +91,7 @@ bool Volume::inode_allocated(uint64_t ino) {
       if (start > agino) continue;
       const uint32_t index = agino - start;
       if (index >= 64) return false;
-      if ((load_be64(r + 8) >> index) & 1) return false;                            // free
+      if ((load_be64(r + 8) >> index) & 1) return false;                               // free
       if (sb_.sparse_inodes && ((load_be16(r + 4) >> (index / 4)) & 1)) return false;  // sparse hole
       return true;
     }
@@ -147,7 +149,8 @@ std::vector<Extent> Volume::bmbt_extents(const Inode& inode) {
   const uint32_t root_level = load_be16(fork.data()), root_records = load_be16(fork.data() + 2);
   const size_t root_max = (fork.size() - 4) / 16;
   if (root_level == 0 || root_level > kMaxBtreeLevels || root_records == 0 || root_records > root_max)
-    fail(ErrorCategory::corrupt, "xfs: inode {}: block map root level {} with {} records", ino, root_level, root_records);
+    fail(ErrorCategory::corrupt, "xfs: inode {}: block map root level {} with {} records", ino, root_level,
+         root_records);
   const uint64_t limit = std::min(inode.extent_count, kMaxExtents);
   if (inode.extent_count > kMaxExtents)
     fail(ErrorCategory::unsupported, "xfs: inode {}: {} extents (more than {} are refused)", ino, inode.extent_count,
@@ -162,7 +165,8 @@ std::vector<Extent> Volume::bmbt_extents(const Inode& inode) {
       fail(ErrorCategory::corrupt, "xfs: inode {}: block map reaches block {} twice or has more blocks than extents",
            ino, fsbno);
     const std::optional<uint64_t> offset = sb_.fsbno_offset(fsbno);
-    if (!offset) fail(ErrorCategory::corrupt, "xfs: inode {}: block map points to block {} outside the volume", ino, fsbno);
+    if (!offset)
+      fail(ErrorCategory::corrupt, "xfs: inode {}: block map points to block {} outside the volume", ino, fsbno);
     std::vector<uint8_t> block = read(*offset, sb_.block_size);
     const uint8_t* p = block.data();
     if (load_be32(p) != (sb_.crc ? kBmbtMagicV5 : kBmbtMagic) || load_be16(p + 4) != level)

@@ -22,9 +22,9 @@ TEST(FatFormat, ShortNamesHonourTheLowercaseFlagsAndCodePage437) {
   EXPECT_EQ(short_name(entry("README  TXT", 0x08)), "readme.TXT");
   EXPECT_EQ(short_name(entry("README  TXT", 0x18)), "readme.txt");
   EXPECT_EQ(short_name(entry("MAKEFILE   ")), "MAKEFILE");
-  EXPECT_EQ(short_name(entry("\x8e" "RGER   TXT")), "\xc3\x84RGER.TXT");  // 0x8E is Ä in code page 437
-  EXPECT_EQ(short_name(entry("\x05" "ABC    DAT")), "\xcf\x83" "ABC.DAT");  // 0x05 stands for 0xE5 (σ)
-  EXPECT_EQ(short_name(entry("A/B     C  ")), "A_B.C");                    // never a path separator
+  EXPECT_EQ(short_name(entry("\x8eRGER   TXT")), "\xc3\x84RGER.TXT");  // 0x8E is Ä in code page 437
+  EXPECT_EQ(short_name(entry("\005ABC    DAT")), "\317\203ABC.DAT");   // 0x05 stands for 0xE5 (σ, CF 83)
+  EXPECT_EQ(short_name(entry("A/B     C  ")), "A_B.C");                // never a path separator
 }
 
 TEST(FatFormat, LongNameChecksumMatchesWhatMtoolsWrites) {
@@ -36,7 +36,7 @@ TEST(FatFormat, Utf16WithSurrogatesBecomesUtf8) {
   const uint16_t smile[] = {0xd83d, 0xde00, ' ', 0x00e4};
   EXPECT_EQ(utf16_to_utf8(smile), "\xf0\x9f\x98\x80 \xc3\xa4");
   const uint16_t unpaired[] = {0xd800, 'a', 0xdc00};
-  EXPECT_EQ(utf16_to_utf8(unpaired), "\xef\xbf\xbd" "a" "\xef\xbf\xbd");
+  EXPECT_EQ(utf16_to_utf8(unpaired), "\357\277\275a\357\277\275");  // U+FFFD, a, U+FFFD
 }
 
 TEST(FatFormat, TimesAreLocalTimeReadAsUtcAtTwoSecondResolution) {

@@ -16,9 +16,9 @@
 namespace arche::test {
 namespace {
 
-#define REAL_IMAGE(var, relative)                                                         \
+#define REAL_IMAGE(var, relative)                                                        \
   const std::string var = real_images_dir().empty() ? "" : real_images_dir() + relative; \
-  if (var.empty() || !boost::filesystem::exists(var))                                     \
+  if (var.empty() || !boost::filesystem::exists(var))                                    \
   GTEST_SKIP() << "real image " relative " absent (../shared/fixtures/real-images)"
 
 // `xxd -a` hex dumps back to bytes ("OFFSET: hex hex ...  text"; skipped runs of
@@ -87,7 +87,8 @@ TEST(FatRealImages, DissectFat12FloppyListsAndReadsAsMtoolsDoes) {
   EXPECT_EQ(fs->list("/subdir1")[0].name, "file3.txt");
   for (const char* path : {"/file1.txt", "/file2.txt", "/subdir1/file3.txt"}) {
     SCOPED_TRACE(path);
-    const std::string expected = run_ok({"env", "MTOOLS_SKIP_CHECK=1", "mtype", "-i", image, std::string("::") + path}).out;
+    const std::string expected =
+        run_ok({"env", "MTOOLS_SKIP_CHECK=1", "mtype", "-i", image, std::string("::") + path}).out;
     std::vector<uint8_t> data(4096);
     data.resize(fs->read(path, 0, data));
     EXPECT_EQ(std::string(data.begin(), data.end()), expected);

@@ -32,7 +32,7 @@ void write_text(const std::string& path, const std::string& text) {
 }
 
 void set_mtime(const std::string& path, time_t seconds) {
-  struct utimbuf t{seconds, seconds};
+  const struct utimbuf t = {seconds, seconds};
   ASSERT_EQ(::utime(path.c_str(), &t), 0);
 }
 
@@ -51,7 +51,8 @@ struct FatImage {
 void make_fat(FatImage& f, int bits, uint64_t kib, bool big_file) {
   ARCHE_REQUIRE_PROGRAM("mkfs.vfat");
   ARCHE_REQUIRE_PROGRAM("mcopy");
-  run_ok({"mkfs.vfat", "-C", "-F", std::to_string(bits), "-n", "ARCHE FAT", "-i", "1234ABCD", f.image, std::to_string(kib)});
+  run_ok({"mkfs.vfat", "-C", "-F", std::to_string(bits), "-n", "ARCHE FAT", "-i", "1234ABCD", f.image,
+          std::to_string(kib)});
   {
     auto dev = open_raw(f.image);
     std::vector<uint8_t> sector(512);
@@ -74,14 +75,17 @@ void make_fat(FatImage& f, int bits, uint64_t kib, bool big_file) {
   write_text(s + "/A name that is much longer than thirteen characters and needs several entries.data", "long\n");
   write_file(s + "/nested/level2/level3/deep.bin", random_bytes(50000, 7));
   set_mtime(s + "/nested/level2/level3/deep.bin", 946684800);  // 2000-01-01
-  for (int i = 0; i < 300; ++i) write_text(fmt::format("{}/many/entry number {:04} with a long name.txt", s, i), std::to_string(i));
-  for (int i = 0; i < 40; ++i) write_file(fmt::format("{}/filler/f{:02}", s, i), random_bytes(2 * f.cluster_bytes, 100 + i));
+  for (int i = 0; i < 300; ++i)
+    write_text(fmt::format("{}/many/entry number {:04} with a long name.txt", s, i), std::to_string(i));
+  for (int i = 0; i < 40; ++i)
+    write_file(fmt::format("{}/filler/f{:02}", s, i), random_bytes(2 * f.cluster_bytes, 100 + i));
   if (big_file) write_file(s + "/big.bin", random_bytes(110u << 20, 3));
 
   for (const char* top : {"a.txt", "lower.txt", "MiXeD.Txt", "empty", "readonly.txt", "\xc3\x84rger \xe2\x82\xac.txt",
-                          "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e.txt", "\xce\x95\xce\xbb\xce\xbb\xce\xb7\xce\xbd\xce\xb9\xce\xba\xce\xac.txt",
-                          "A name that is much longer than thirteen characters and needs several entries.data", "nested",
-                          "many", "filler"})
+                          "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e.txt",
+                          "\xce\x95\xce\xbb\xce\xbb\xce\xb7\xce\xbd\xce\xb9\xce\xba\xce\xac.txt",
+                          "A name that is much longer than thirteen characters and needs several entries.data",
+                          "nested", "many", "filler"})
     mtool("mcopy", f.image, {"-s", "-m", "-Q", s + "/" + top, "::/"});
   mtool("mattrib", f.image, {"+r", "::/readonly.txt"});
   ::chmod((s + "/readonly.txt").c_str(), 0444);

@@ -75,7 +75,8 @@ Content content_of(volume::Filesystem& fs, const std::string& path, size_t piece
 
 std::map<std::string, HostEntry> scan_host_tree(const std::string& root) {
   std::map<std::string, HostEntry> out;
-  std::function<void(const std::string&, const std::string&)> visit = [&](const std::string& host, const std::string& rel) {
+  std::function<void(const std::string&, const std::string&)> visit = [&](const std::string& host,
+                                                                          const std::string& rel) {
     HostEntry e;
     if (::lstat(host.c_str(), &e.st) != 0) throw std::runtime_error("lstat " + host);
     e.type = type_of(e.st.st_mode);

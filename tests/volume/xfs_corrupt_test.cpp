@@ -27,7 +27,8 @@ class XfsCorrupt : public ::testing::Test {
                         dir_.file("h.txt") + "\n$\nblockdir d--755 0 0\n";
     for (int i = 0; i < 30; ++i) proto += "entry-" + std::to_string(i) + " ---644 0 0 " + dir_.file("h.txt") + "\n";
     proto += "$\nbt d--755 0 0\n";
-    for (int i = 0; i < 3000; ++i) proto += "entry-with-data-" + std::to_string(i) + " ---644 0 0 " + dir_.file("h.txt") + "\n";
+    for (int i = 0; i < 3000; ++i)
+      proto += "entry-with-data-" + std::to_string(i) + " ---644 0 0 " + dir_.file("h.txt") + "\n";
     proto += "$\n$\n";
     write_file(dir_.file("proto"), std::vector<uint8_t>(proto.begin(), proto.end()));
     run_ok({"truncate", "-s", "512M", image_});
@@ -78,19 +79,22 @@ TEST_F(XfsCorrupt, EntryNamingAFreeInodeIsReported) {
   make();
   // An inode after the last one mkfs allocated is free (xfs_db: mode 0).
   uint64_t free_ino = std::stoull(ino("/bt/entry-with-data-2999")) + 1;
-  for (int tries = 0; xfs_db(image_, {"inode " + std::to_string(free_ino), "print core.mode"}) != "core.mode = 0\n"; ++tries) {
+  for (int tries = 0; xfs_db(image_, {"inode " + std::to_string(free_ino), "print core.mode"}) != "core.mode = 0\n";
+       ++tries) {
     ASSERT_LT(tries, 64) << "no free inode after the last file's";
     ++free_ino;
   }
   xfs_db_write({"path /sub", "write u3.sfdir3.list[1].inumber.i4 " + std::to_string(free_ino)});
-  expect_corrupt([](auto& fs) {
-    // Listed as unknown beside its intact sibling; stat says what is wrong.
-    const auto entries = fs.list("/sub");
-    ASSERT_EQ(entries.size(), 2u);
-    EXPECT_EQ(entries[0].stat.type, volume::FileType::directory);
-    EXPECT_EQ(entries[1].stat.type, volume::FileType::unknown);
-    (void)fs.stat("/sub/b.txt");
-  }, "free in the inode btree");
+  expect_corrupt(
+      [](auto& fs) {
+        // Listed as unknown beside its intact sibling; stat says what is wrong.
+        const auto entries = fs.list("/sub");
+        ASSERT_EQ(entries.size(), 2u);
+        EXPECT_EQ(entries[0].stat.type, volume::FileType::directory);
+        EXPECT_EQ(entries[1].stat.type, volume::FileType::unknown);
+        (void)fs.stat("/sub/b.txt");
+      },
+      "free in the inode btree");
 }
 
 TEST_F(XfsCorrupt, DirectoryLoopIsReported) {

@@ -131,13 +131,18 @@ std::map<std::string, ProtoEntry> make_xfs_v4(const std::string& image, const st
   auto file = [&](const std::string& dir, const std::string& name, const std::string& mode, uint32_t uid, uint32_t gid,
                   const std::string& source) {
     p << name << " " << mode << " " << uid << " " << gid << " " << source << "\n";
-    expected[dir + "/" + name] = {FileType::regular, static_cast<uint32_t>(std::stoul(mode.substr(3), nullptr, 8)) |
-                                                         (mode[1] == 'u' ? 04000u : 0) | (mode[2] == 'g' ? 02000u : 0),
-                                  uid, gid, source, {}};
+    expected[dir + "/" + name] = {FileType::regular,
+                                  static_cast<uint32_t>(std::stoul(mode.substr(3), nullptr, 8)) |
+                                      (mode[1] == 'u' ? 04000u : 0) | (mode[2] == 'g' ? 02000u : 0),
+                                  uid,
+                                  gid,
+                                  source,
+                                  {}};
   };
   auto dir = [&](const std::string& parent, const std::string& name, const std::string& mode) {
     p << name << " d--" << mode << " 0 0\n";
-    expected[parent + "/" + name] = {FileType::directory, static_cast<uint32_t>(std::stoul(mode, nullptr, 8)), 0, 0, {}, {}};
+    expected[parent + "/" + name] = {
+        FileType::directory, static_cast<uint32_t>(std::stoul(mode, nullptr, 8)), 0, 0, {}, {}};
     return parent + "/" + name;
   };
   auto link = [&](const std::string& parent, const std::string& name, const std::string& target) {
@@ -172,7 +177,8 @@ std::map<std::string, ProtoEntry> make_xfs_v4(const std::string& image, const st
   }
   // Files with data between the directory's blocks: its map becomes a btree.
   const std::string btree = dir(dirs, "btree", "755");
-  for (int i = 0; i < 3000; ++i) file(btree, "entry-with-data-" + std::to_string(i), "---644", 0, 0, src + "/small.txt");
+  for (int i = 0; i < 3000; ++i)
+    file(btree, "entry-with-data-" + std::to_string(i), "---644", 0, 0, src + "/small.txt");
   p << "$\n$\n$\n";
   std::ofstream(work + "/proto") << p.str();
 
