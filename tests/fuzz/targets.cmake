@@ -7,7 +7,10 @@ fuzz_target(vmdk_fuzz ${ARCHE_ROOT}/tests/fuzz/vmdk_fuzz.cpp arche_image)
 fuzz_target(vhd_fuzz ${ARCHE_ROOT}/tests/fuzz/vhd_fuzz.cpp arche_image)
 fuzz_target(vhdx_fuzz ${ARCHE_ROOT}/tests/fuzz/vhdx_fuzz.cpp arche_image)
 fuzz_target(vdi_fuzz ${ARCHE_ROOT}/tests/fuzz/vdi_fuzz.cpp arche_image)
-# Partition tables, LVM2 and the volume tree (volume/ brings libext2fs, libntfs-3g, libseccomp).
+# Partition tables, LVM2, the volume tree and our own FAT and XFS readers
+# (volume/ brings libext2fs, libntfs-3g, libseccomp).
 add_subdirectory(${ARCHE_ROOT}/volume volume)
 fuzz_target(partition_fuzz ${ARCHE_ROOT}/tests/fuzz/partition_fuzz.cpp arche_volume)
 fuzz_target(lvm_fuzz ${ARCHE_ROOT}/tests/fuzz/lvm_fuzz.cpp arche_volume)
+fuzz_target(fat_fuzz ${ARCHE_ROOT}/tests/fuzz/fat_fuzz.cpp arche_volume)
+fuzz_target(xfs_fuzz ${ARCHE_ROOT}/tests/fuzz/xfs_fuzz.cpp arche_volume)
