@@ -141,5 +141,99 @@ TEST_F(ImageCli, ExtractWritesFilesDirectoriesAndRoots) {
   EXPECT_EQ(leftovers.out, "0\n");
 }
 
+// FAT and XFS through the same commands: an MBR disk with a FAT32 partition
+// (mkfs.vfat + mcopy) and an XFS one (mkfs.xfs with a protofile), and a
+// whole-disk FAT volume, whose boot sector ends in 0x55AA like an MBR.
+TEST(ImageCliFatXfs, LsAndExtractReadBothAsTheirToolsWroteThem) {
+  ARCHE_REQUIRE_PROGRAM("mkfs.vfat");
+  ARCHE_REQUIRE_PROGRAM("mcopy");
+  ARCHE_REQUIRE_PROGRAM("mkfs.xfs");
+  test::TempDir dir;
+  const std::string s = dir.file("stage"), disk = dir.file("disk.img"), whole = dir.file("fat.img");
+  const std::string script =
+      "set -e; s=" + s + "; mkdir -p $s/home/kunde/tief $s/etc; printf 'Kundendaten\\n' > $s/home/kunde/wichtig.txt;"
+      " chmod 0640 $s/home/kunde/wichtig.txt; head -c 300000 /dev/urandom > $s/home/kunde/tief/daten.bin;"
+      " printf 'x\\n' > \"$s/etc/Grüße.conf\"; find $s -mindepth 1 -depth -exec touch -h -d @1600000000 {} +;"
+      " truncate -s 400M " + disk + ";"
+      " printf 'label: dos\\nsize=40M, type=c\\nsize=320M, type=83\\n' | sfdisk -q " + disk + ";"
+      " truncate -s 40M " + dir.file("p1") + "; mkfs.vfat -F 32 -n FATCLI " + dir.file("p1") + " >/dev/null;"
+      " MTOOLS_SKIP_CHECK=1 mcopy -s -m -Q -i " + dir.file("p1") + " $s/home $s/etc ::/;"
+      " dd if=" + dir.file("p1") + " of=" + disk + " bs=1M seek=1 conv=notrunc status=none;"
+      " printf 'proto\\n0 0\\nd--755 0 0\\nhome d--755 0 0\\nkunde d--750 1000 1000\\n"
+      "wichtig.txt ---640 1000 1000 %s/home/kunde/wichtig.txt\\nverweis l--777 0 0 wichtig.txt\\n"
+      "tief d--755 0 0\\ndaten.bin ---644 0 0 %s/home/kunde/tief/daten.bin\\n$\\n$\\n$\\n$\\n' $s $s > " +
+      dir.file("proto") + ";"
+      " truncate -s 320M " + dir.file("p2") + "; mkfs.xfs -q -L xfscli -p " + dir.file("proto") + " " +
+      dir.file("p2") + ";"
+      " dd if=" + dir.file("p2") + " of=" + disk + " bs=1M seek=41 conv=notrunc,sparse status=none;"
+      " cp " + dir.file("p1") + " " + whole;
+  test::CommandResult r = test::run({"sh", "-c", script});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  r = test::arche({"image", "ls", "--json", disk});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json j = Json::parse(r.out);
+  ASSERT_EQ(j["volumes"].size(), 3u);
+  EXPECT_EQ(j["volumes"][1]["fs"], "fat32");
+  EXPECT_EQ(j["volumes"][1]["label"], "FATCLI");
+  EXPECT_TRUE(j["volumes"][1]["browsable"].get<bool>());
+  EXPECT_EQ(j["volumes"][2]["fs"], "xfs");
+  EXPECT_EQ(j["volumes"][2]["label"], "xfscli");
+  EXPECT_TRUE(j["volumes"][2]["browsable"].get<bool>());
+  EXPECT_GT(j["volumes"][2]["used"].get<uint64_t>(), 300000u);
+
+  // FAT: long and non-ASCII names, sizes and (2-second) times as mtools wrote them.
+  r = test::arche({"image", "ls", "--json", disk, "p1/home/kunde"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = Json::parse(r.out);
+  EXPECT_EQ(j["fs"], "fat32");
+  ASSERT_EQ(j["entries"].size(), 2u);
+  EXPECT_EQ(j["entries"][0]["name"], "tief");
+  EXPECT_EQ(j["entries"][1]["name"], "wichtig.txt");
+  EXPECT_EQ(j["entries"][1]["size"], 12);
+  EXPECT_EQ(j["entries"][1]["mtime"], "2020-09-13T12:26:40Z");
+  // Names compare case-insensitively on FAT, as on Windows.
+  r = test::arche({"image", "ls", disk, "p1/HOME/Kunde/WICHTIG.TXT"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  const std::string fat_out = dir.file("fat-out");
+  r = test::arche({"image", "extract", disk, "p1", "--to", fat_out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(test::read_file(fat_out + "/home/kunde/tief/daten.bin"), test::read_file(s + "/home/kunde/tief/daten.bin"));
+  EXPECT_EQ(test::read_file(fat_out + "/etc/Grüße.conf"), std::vector<uint8_t>({'x', '\n'}));
+  struct stat st {};
+  ASSERT_EQ(::stat((fat_out + "/home/kunde/wichtig.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1600000000);
+
+  // XFS: modes, owners and links as the protofile gave them.
+  r = test::arche({"image", "ls", "--json", disk, "p2/home/kunde"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = Json::parse(r.out);
+  EXPECT_EQ(j["fs"], "xfs");
+  ASSERT_EQ(j["entries"].size(), 3u);
+  EXPECT_EQ(j["entries"][1]["type"], "symlink");
+  EXPECT_EQ(j["entries"][1]["target"], "wichtig.txt");
+  EXPECT_EQ(j["entries"][2]["mode"], "0640");
+  EXPECT_EQ(j["entries"][2]["uid"], 1000);
+  const std::string xfs_out = dir.file("xfs-out");
+  r = test::arche({"image", "extract", disk, "p2/home/kunde/wichtig.txt", "p2/home/kunde/tief", "--to", xfs_out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(test::read_file(xfs_out + "/wichtig.txt"), test::read_file(s + "/home/kunde/wichtig.txt"));
+  EXPECT_EQ(test::read_file(xfs_out + "/tief/daten.bin"), test::read_file(s + "/home/kunde/tief/daten.bin"));
+  ASSERT_EQ(::stat((xfs_out + "/wichtig.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+
+  // A whole-disk FAT volume is a file system, not an MBR: its root is "/".
+  r = test::arche({"image", "ls", "--json", whole});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = Json::parse(r.out);
+  ASSERT_EQ(j["volumes"].size(), 1u);
+  EXPECT_EQ(j["volumes"][0]["name"], "/");
+  EXPECT_EQ(j["volumes"][0]["fs"], "fat32");
+  r = test::arche({"image", "ls", whole, "/etc"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Grüße.conf"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace arche::volume

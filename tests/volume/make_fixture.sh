@@ -8,7 +8,7 @@
 #                                      p2 extended: p5 FAT32 (DIR), p6 ext2 (small)
 #   make_fixture.sh lvm OUT DIR        GPT with two LVM2 PVs (root, loop devices):
 #                                      vg/root linear ext4 (DIR), vg/stripe striped
-#                                      over both PVs (ext4), vg/data XFS, and when
+#                                      over both PVs (ext4), vg/data XFS (DIR), and when
 #                                      lvm2 can make them without activation a raid1
 #                                      and a snapshot
 #   make_fixture.sh lvm-two OUT1 OUT2  one VG over two whole-disk PVs (two images),
@@ -99,7 +99,15 @@ mbr() {
   put "$work/ntfs" "$out" $((s1 * 512))
   truncate -s $((z5 * 512)) "$work/fat"
   mkfs.vfat -F 32 -n DATEN "$work/fat" >/dev/null
-  (cd "$dir" && MTOOLS_NO_VFAT=0 mcopy -s -m -Q -i "$work/fat" home etc leer ::/ 2>/dev/null) || true
+  # FAT has no symbolic links and mcopy would copy their targets: a copy of DIR
+  # without them (its directories keep their times), as the tests expect.
+  cp -a "$dir" "$work/fat-stage"
+  while IFS= read -r -d '' l; do
+    rm "$l"
+    rel=$(dirname "${l#"$work/fat-stage/"}")
+    touch -h -r "$dir/$rel" "$work/fat-stage/$rel"
+  done < <(find "$work/fat-stage" -type l -print0)
+  (cd "$work/fat-stage" && MTOOLS_SKIP_CHECK=1 mcopy -s -m -Q -i "$work/fat" home etc leer ::/)
   put "$work/fat" "$out" $((s5 * 512))
   truncate -s $((z6 * 512)) "$work/ext2"
   mkdir -p "$work/small/sub"
@@ -243,6 +251,12 @@ lvm() {
   cp -a "$work/small" "$(dirname "$out")/stripe-tree"
   truncate -s 304M "$work/data"
   mkfs.xfs -q -L xfsdaten "$work/data"
+  # Filled through the kernel's XFS (a loop mount; root is needed for LVM anyway).
+  mnt=$work/mnt
+  mkdir -p "$mnt"
+  mount -t xfs -o loop "$work/data" "$mnt"
+  cp -a "$dir/." "$mnt/"
+  umount "$mnt"
   write_lv data "$work/data"
   echo "$vg"
 }
