@@ -1,28 +1,29 @@
 // `arche image ls` and `arche image extract`: the partitions, volumes and files
 // inside a disk image or block device (volume/). The parsing runs in the volume
-// sandbox (volume/sandbox.h): started first, before anything is opened.
+// sandbox (volume/sandbox.h): started first, before anything is opened. This
+// file parses arguments and reads the tree; what is printed is in
+// cli/volume_output.cpp.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <boost/filesystem.hpp>
-#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/volume_output.h"
 #include "core/error.h"
-#include "core/interrupt.h"
-#include "core/units.h"
 #include "image/format.h"
 #include "volume/extract.h"
-#include "volume/listing.h"
 #include "volume/sandbox.h"
 #include "volume/volume_path.h"
 
 namespace arche::cli {
 
 namespace {
+
+namespace out = volume_output;
 
 struct Source {
   std::string file, format;
@@ -36,8 +37,8 @@ void add_source_options(CLI::App* cmd, Source& s) {
 }
 
 // The sandbox first (it is a copy of this process), then the image, then the tree.
+// Ctrl-C unwinds (main installs the handlers): temporary files go, the child is stopped.
 std::unique_ptr<volume::Tree> open_tree(const Source& s) {
-  interrupt::install_handlers();  // Ctrl-C unwinds: temporary files go, the child is stopped
   std::unique_ptr<volume::Sandbox> sandbox = volume::Sandbox::start();
   image::OpenOptions o;
   o.format = s.format;
@@ -67,20 +68,7 @@ void list_volumes(const Context& ctx, volume::Tree& tree, const std::string& fil
       open_errors[i] = e.what();
     }
   }
-  if (ctx.json) {
-    Json list = Json::array();
-    for (size_t i = 0; i < volumes.size(); ++i) {
-      Json v = volume::volume_json(tree, volumes[i], opened[i]);
-      v["error"] = open_errors[i].empty() ? Json(nullptr) : Json(open_errors[i]);
-      list.push_back(std::move(v));
-    }
-    print_json(Json{{"image", file}, {"volumes", list}});
-    return;
-  }
-  std::vector<std::string> lines = volume::volume_lines(tree, opened);
-  for (const std::string& l : lines) std::puts(l.c_str());
-  for (size_t i = 0; i < volumes.size(); ++i)
-    if (!open_errors[i].empty()) std::printf("%s: cannot open: %s\n", volume::volume_address(volumes[i]).c_str(), open_errors[i].c_str());
+  out::show_volumes(ctx, tree, file, opened, open_errors);
 }
 
 void list_path(const Context& ctx, volume::Tree& tree, const std::string& file, const std::string& address) {
@@ -98,33 +86,23 @@ void list_path(const Context& ctx, volume::Tree& tree, const std::string& file, 
     parent = slash == 0 ? "/" : loc.path.substr(0, slash);
   }
   const bool ntfs = fs.type() == "ntfs";
-  Json list = Json::array();
-  for (const volume::DirEntry& e : entries) {
-    const std::string path = parent == "/" ? "/" + e.name : parent + "/" + e.name;
-    std::string target;
-    if (e.stat.type == volume::FileType::symlink) {
+  std::vector<out::ListedEntry> listed;
+  for (volume::DirEntry& e : entries) {
+    out::ListedEntry l{std::move(e), {}, {}, {}};
+    l.path = parent == "/" ? "/" + l.entry.name : parent + "/" + l.entry.name;
+    if (l.entry.stat.type == volume::FileType::symlink) {
       try {
-        target = fs.readlink(path);
+        l.target = fs.readlink(l.path);
       } catch (const Error& err) {
         if (err.category() == ErrorCategory::interrupted) throw;
-        target = fmt::format("? ({})", err.what());
+        l.target = fmt::format("? ({})", err.what());
       }
     }
-    if (!ctx.json) {
-      std::puts(volume::entry_line(e, target).c_str());
-      continue;
-    }
-    std::vector<std::string> streams;
-    if (ntfs && e.stat.type == volume::FileType::regular) streams = fs.streams(path);
-    list.push_back(volume::entry_json(e, path, target, streams));
+    if (ctx.json && ntfs && l.entry.stat.type == volume::FileType::regular) l.streams = fs.streams(l.path);
+    listed.push_back(std::move(l));
   }
-  if (ctx.json)
-    print_json(Json{{"image", file},
-                    {"path", address},
-                    {"volume", volume::volume_address(tree.volumes()[loc.volume])},
-                    {"fs", fs.type()},
-                    {"directory", st.type == volume::FileType::directory},
-                    {"entries", list}});
+  out::show_listing(ctx, file, address, volume::volume_address(tree.volumes()[loc.volume]), fs.type(),
+                    st.type == volume::FileType::directory, listed);
 }
 
 void add_ls(CLI::App& group, Context& ctx) {
@@ -169,6 +147,9 @@ void add_extract(CLI::App& group, Context& ctx) {
     volume::ExtractOptions o;
     o.overwrite = a->overwrite;
     o.sync = a->sync;
+    ctx.if_interrupted = fmt::format(
+        "what was extracted so far is in {}; the file being written was removed (extract again with --overwrite)",
+        a->to);
     volume::ExtractStats total;
     for (const std::string& p : a->paths) {
       volume::Location loc = volume::resolve(*tree, 0, p);
@@ -181,20 +162,7 @@ void add_extract(CLI::App& group, Context& ctx) {
       total.warnings += s.warnings;
     }
     if (total.warnings) ctx.exit_code = 3;
-    if (ctx.json) {
-      print_json(Json{{"to", a->to},
-                      {"files", total.files},
-                      {"directories", total.dirs},
-                      {"links", total.links},
-                      {"other", total.other},
-                      {"bytes", total.bytes},
-                      {"warnings", total.warnings}});
-      return;
-    }
-    say(ctx, fmt::format("extracted {} file{}, {} director{}, {} link{} ({}) into {}{}", total.files,
-                         total.files == 1 ? "" : "s", total.dirs, total.dirs == 1 ? "y" : "ies", total.links,
-                         total.links == 1 ? "" : "s", format_size(total.bytes), a->to,
-                         total.warnings ? fmt::format("; {} warning(s)", total.warnings) : ""));
+    out::show_extracted(ctx, a->to, total);
   });
 }
 
