@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   });
 
   arche::cli::register_image_commands(app, ctx);
+  arche::cli::register_volume_commands(app, ctx);
   arche::cli::register_backup_commands(app, ctx);
   arche::cli::register_vm_commands(app, ctx);
   // (a new command group: one registration line above this comment)
