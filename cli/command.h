@@ -26,5 +26,6 @@ void say(const Context& ctx, const std::string& line);
 void register_image_commands(CLI::App& app, Context& ctx);
 void register_backup_commands(CLI::App& app, Context& ctx);
 void register_vm_commands(CLI::App& app, Context& ctx);
+void register_raid_commands(CLI::App& app, Context& ctx);
 
 }  // namespace arche::cli

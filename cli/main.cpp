@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   arche::cli::register_image_commands(app, ctx);
   arche::cli::register_backup_commands(app, ctx);
   arche::cli::register_vm_commands(app, ctx);
+  arche::cli::register_raid_commands(app, ctx);
 
   try {
     app.parse(argc, argv);
