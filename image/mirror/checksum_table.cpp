@@ -96,11 +96,4 @@ void ChecksumTable::write_back() {
   }
 }
 
-void ChecksumTable::invalidate() {
-  std::lock_guard lock(mutex_);
-  pages_.clear();
-  ring_.clear();
-  hand_ = 0;
-}
-
 }  // namespace arche::image::mirror

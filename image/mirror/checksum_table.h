@@ -34,8 +34,6 @@ class ChecksumTable {
   void set(uint64_t first_block, std::span<const uint32_t> entries);
   // Writes every dirty page.
   void write_back();
-  // Forgets every cached page (after the legs' tables were rewritten underneath).
-  void invalidate();
   uint64_t blocks() const { return blocks_; }
 
  private:

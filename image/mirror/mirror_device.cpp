@@ -14,7 +14,7 @@ MirrorDevice::MirrorDevice(Assembly assembly, const MirrorOptions& options)
       array_(assembly.newest.array_uuid),
       legs_(std::move(assembly.legs)),
       meta_(std::move(assembly.newest)),
-      pool_(static_cast<unsigned>(kMaxLegs - 1)) {
+      pool_(static_cast<unsigned>(std::max<size_t>(1, legs_.size() - 1))) {
   meta_.slots.clear();  // from now on the slot records are legs_
   if (geometry_.checksum != ChecksumKind::none)
     table_ = std::make_unique<ChecksumTable>(

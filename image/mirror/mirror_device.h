@@ -164,7 +164,8 @@ class MirrorDevice final : public BlockDevice {
   void replace_leg(const std::string& leg, const std::string& new_path, const NewLegOptions& options = {});
 
   // Runs the pending rebuilds in this thread until they are done (or interrupted:
-  // core/interrupt.h; the position is kept). Returns the last rebuild's record.
+  // core/interrupt.h; the position is kept). Returns the last rebuild's record;
+  // throws when a leg being rebuilt failed on the way.
   SyncRecord rebuild(Progress* progress = nullptr);
   // Scrubs in this thread: reads every block of every leg in sync, verifies, heals.
   // From the start, or with `resume` from where a paused scrub stopped. Returns when
@@ -180,7 +181,8 @@ class MirrorDevice final : public BlockDevice {
   // Stops a running scrub (foreground or background) at the next region boundary
   // and records where it was.
   void pause_scrub();
-  // Blocks until the background worker has nothing left to do.
+  // Blocks until the background worker has nothing left to do; throws when it
+  // stopped on an error.
   void wait_background_idle();
 
   // Bitmap pages written so far (tests and the bench count them).
@@ -296,6 +298,7 @@ class MirrorDevice final : public BlockDevice {
   std::atomic<bool> worker_stop_{false};
   bool worker_busy_ = false;
   bool worker_kicked_ = false;
+  std::string worker_error_;  // why the background work last stopped
   std::atomic<bool> background_running_{false};
   // One rebuild or scrub step at a time (foreground or background); guards the rest.
   std::mutex step_mutex_;

@@ -1,6 +1,7 @@
 // The mirror's data path: writes to every leg in sync, verified reads, healing.
 #include <algorithm>
 #include <cstring>
+#include <exception>
 
 #include "core/endian.h"
 #include "core/error.h"
@@ -192,10 +193,13 @@ void MirrorDevice::write_range(uint64_t offset, uint64_t length, const uint8_t* 
   // 1. The bitmap says the regions may differ between legs, durably, before any leg
   //    is written. 2. The legs. 3. The checksums (written back at flush).
   intent_->begin_write(r0, r1);
+  // A write that ends in an exception did not reach every leg it was meant for:
+  // its regions stay dirty until a resync (WriteIntent::end_write).
   struct EndWrite {
     WriteIntent& intent;
     uint64_t first, last;
-    ~EndWrite() { intent.end_write(first, last); }
+    int exceptions = std::uncaught_exceptions();
+    ~EndWrite() { intent.end_write(first, last, std::uncaught_exceptions() == exceptions); }
   } end_write{*intent_, r0, r1};
   RegionLocks::Shared regions(region_locks_, r0, r1);
 
@@ -406,11 +410,20 @@ void MirrorDevice::heal_copy(uint64_t b, Copy& bad, const Copy& good, EventKind 
   try {
     bad.leg->dev->write(b * B, good.data);
   } catch (...) {
-    intent_->end_write(region, region);
-    if (!leg_error(*bad.leg, std::current_exception(), true)) throw;
+    // Failed, the leg holds no good copy: fine once the leg is failed; if it cannot
+    // be (it is the last in sync), the region waits for a resync.
+    bool failed = false;
+    try {
+      failed = leg_error(*bad.leg, std::current_exception(), true);
+    } catch (...) {
+      intent_->end_write(region, region, false);
+      throw;
+    }
+    intent_->end_write(region, region, failed);
+    if (!failed) throw;
     return;
   }
-  intent_->end_write(region, region);
+  intent_->end_write(region, region, true);
   bad.leg->healed.fetch_add(1);
   if (from_scrub) {
     std::lock_guard lock(meta_mutex_);

@@ -118,12 +118,21 @@ void MirrorDevice::resync_region(uint64_t region, SyncRecord& rec) {
     }
     if (table_) {
       table_->set(pos / B, entries);
-      // A leg behind may hold older entries for this range than the cache would
-      // write back (only changed pages are): it gets them here.
+      // The cache came from one leg's table; a crash may have left another leg's
+      // entries for this dirty range older (a table write that reached one leg
+      // only), and the cache writes back only pages it changed. Every leg gets the
+      // entries here, so each leg's own table describes its data once the region is
+      // clean, whichever leg is read from later.
       std::vector<uint8_t> raw(entries.size() * kTableEntry);
       for (size_t i = 0; i < entries.size(); ++i) store_le32(raw.data() + i * kTableEntry, entries[i]);
-      for (size_t i : alive)
-        if (legs[i]->behind) legs[i]->dev->write(legs[i]->layout.table_offset + pos / B * kTableEntry, raw);
+      for (size_t i : alive) {
+        if (!legs[i]->writable_member()) continue;
+        try {
+          legs[i]->dev->write(legs[i]->layout.table_offset + pos / B * kTableEntry, raw);
+        } catch (...) {
+          if (!leg_error(*legs[i], std::current_exception(), true)) throw;
+        }
+      }
     }
   }
 }
@@ -291,7 +300,17 @@ void MirrorDevice::finish_rebuild(uint32_t slot) {
 
 SyncRecord MirrorDevice::rebuild(Progress* progress) {
   require_writable("rebuild");
+  std::vector<std::pair<uint32_t, Uuid>> targets;
+  {
+    std::shared_lock cfg(config_);
+    for (const auto& l : legs_)
+      if (l && l->dev && l->state.load() == LegState::rebuilding) targets.emplace_back(l->slot, l->uuid);
+  }
   while (rebuild_step(progress)) interrupt::check();
+  std::shared_lock cfg(config_);
+  for (const auto& [slot, uuid] : targets)
+    if (slot < legs_.size() && legs_[slot] && legs_[slot]->uuid == uuid && legs_[slot]->state.load() == LegState::failed)
+      fail(ErrorCategory::io, "{}: the rebuild of {} failed: {}", filename(), legs_[slot]->path, legs_[slot]->note);
   std::lock_guard lock(meta_mutex_);
   return meta_.last_rebuild;
 }
@@ -514,16 +533,23 @@ void MirrorDevice::background_loop() {
       }
     } catch (const std::exception& e) {
       warn("{}: background work stopped: {}", filename(), e.what());
+      std::lock_guard lock(work_mutex_);
+      worker_error_ = e.what();
     }
   }
 }
 
 void MirrorDevice::wait_background_idle() {
+  {
+    std::lock_guard lock(work_mutex_);
+    worker_error_.clear();
+  }
   for (;;) {
     {
       std::unique_lock lock(work_mutex_);
       if (!worker_.joinable()) return;
       work_cv_.wait(lock, [&] { return !worker_busy_; });
+      if (!worker_error_.empty()) fail(ErrorCategory::io, "{}: background work stopped: {}", filename(), worker_error_);
     }
     if (!has_background_work()) return;
     {

@@ -102,12 +102,13 @@ void WriteIntent::begin_write(uint64_t first, uint64_t last) {
   }
 }
 
-void WriteIntent::end_write(uint64_t first, uint64_t last) {
+void WriteIntent::end_write(uint64_t first, uint64_t last, bool completed) {
   const int64_t now = now_ns();
   std::lock_guard lock(mutex_);
   for (uint64_t r = first; r <= last; ++r) {
     Region& s = state_[r];
     --s.writers;
+    s.pinned |= !completed;
     s.last_gen = flush_gen_;
     s.last_write_ns = now;
   }
@@ -120,7 +121,7 @@ uint64_t WriteIntent::flush_started() {
 
 bool WriteIntent::idle(uint64_t r, uint64_t gen, int64_t now) const {
   const Region& s = state_[r];
-  return s.writers == 0 && s.last_gen < gen && now - s.last_write_ns >= clear_delay_.count() &&
+  return s.writers == 0 && !s.pinned && s.last_gen < gen && now - s.last_write_ns >= clear_delay_.count() &&
          synced_gen_[page_of(r)] >= s.set_gen;
 }
 
@@ -151,15 +152,19 @@ void WriteIntent::flush_done(uint64_t gen) {
 
 void WriteIntent::clear_all(uint64_t event) {
   std::unique_lock lock(mutex_);
-  std::vector<uint64_t> pages;
+  std::vector<uint64_t> pages, still_set;
   for (uint64_t r : set_list_) {
     if (state_[r].writers)
       fail(ErrorCategory::internal, "mirror: bitmap cleared while a write into region {} is in flight", r);
+    if (state_[r].pinned) {
+      still_set.push_back(r);
+      continue;
+    }
     set_bit(r, false);
     cleared_event_[page_of(r)] = event;
     pages.push_back(page_of(r));
   }
-  set_list_.clear();
+  set_list_ = std::move(still_set);
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
   for (uint64_t p : pages) write_page(lock, p, false);

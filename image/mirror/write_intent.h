@@ -46,18 +46,25 @@ class WriteIntent {
   // Before a write into regions [first, last]: counts it in and returns once every
   // bit is durable. On an exception nothing stays counted.
   void begin_write(uint64_t first, uint64_t last);
-  // After that write (whether it succeeded or not).
-  void end_write(uint64_t first, uint64_t last);
+  // After that write. `completed`: it reached every leg it was meant for. A write
+  // that did not (an error, a leg that could not be failed) may have left the legs
+  // different anywhere in its regions: their bits stay set until the next writable
+  // open resyncs them, whatever is written there meanwhile.
+  void end_write(uint64_t first, uint64_t last, bool completed);
 
   // A flush starts; returns its generation. Writes that end from now on are not
   // covered by this flush's sync.
   uint64_t flush_started();
-  // The flush `gen` made everything written before it started durable: clears the
-  // idle regions' bits (written without a barrier: a lost clear only costs a resync).
+  // The flush `gen` made everything written before it started durable on every leg
+  // (data and checksums): only now are the idle regions' bits cleared — the second
+  // phase; the first was the flush itself. A region written since `gen` began is
+  // not idle. The cleared pages are written without a barrier: a lost clear only
+  // costs a resync, and the data it covers is durable already.
   void flush_done(uint64_t gen);
-  // Clears every bit and writes the pages that change, recording `event` (just made
-  // durable by the caller) as their cleared event. No write may be in flight: after
-  // a resync and at close. The caller syncs the legs afterwards.
+  // Clears every bit but those of pinned regions (end_write) and writes the pages
+  // that change, recording `event` (just made durable by the caller) as their
+  // cleared event. No write may be in flight, and everything written must be durable
+  // on every leg: after a resync and at close. The caller syncs the legs afterwards.
   void clear_all(uint64_t event);
   // Writes every page (sync): a new leg gets the whole bitmap.
   void write_all();
@@ -70,6 +77,7 @@ class WriteIntent {
  private:
   struct Region {
     uint32_t writers = 0;     // writes in flight
+    bool pinned = false;      // a write did not complete: stays dirty until a resync
     uint64_t set_gen = 0;     // page generation at which the bit was set
     uint64_t last_gen = 0;    // flush generation in which the last write ended
     int64_t last_write_ns = 0;
