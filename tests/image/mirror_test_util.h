@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -71,6 +72,61 @@ class FaultyDevice final : public image::BlockDevice {
   std::unique_ptr<image::BlockDevice> inner_;
   std::shared_ptr<Faults> faults_;
 };
+
+// A disk with a volatile write cache, for power-loss tests. Writes are held in
+// memory (reads see them) until flush() makes them durable in the device beneath.
+// The crash comes at the `crash_at`-th write or flush counted over every leg that
+// shares one PowerLoss: then each leg keeps a random part of what it had not
+// flushed — a write whole, not at all, or sector by sector (512 bytes), a later
+// write over an earlier one — and the process ends at once (_exit(0)), as a power
+// cut ends it. Unlike SIGKILL, which leaves everything written in the page cache,
+// this loses what no barrier covered, which is what the write ordering must survive.
+// All I/O of the legs is serialized on the PowerLoss mutex (a test, not a bench).
+class VolatileCacheDevice final : public image::BlockDevice {
+ public:
+  struct PowerLoss {
+    explicit PowerLoss(uint64_t crash_at, uint64_t seed) : crash_at(crash_at), rng(seed) {}
+    std::mutex mutex;  // also held by the test around what must not be torn by the crash
+    uint64_t ops = 0;  // writes and flushes so far, on every leg
+    uint64_t crash_at;
+    std::mt19937_64 rng;
+    std::vector<VolatileCacheDevice*> devices;
+  };
+  VolatileCacheDevice(std::unique_ptr<image::BlockDevice> inner, std::shared_ptr<PowerLoss> power);
+  ~VolatileCacheDevice() override;
+
+  uint64_t size() const override { return inner_->size(); }
+  bool writable() const override { return inner_->writable(); }
+  std::string format() const override { return inner_->format(); }
+  std::string filename() const override { return inner_->filename(); }
+  void read(uint64_t offset, std::span<uint8_t> out) override;
+  void write(uint64_t offset, std::span<const uint8_t> data) override;
+  void write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) override;
+  void discard(uint64_t offset, uint64_t length) override { write_zeroes(offset, length, true); }
+  void flush() override;
+  // Everything may hold data: what the cache holds is not in the device's map.
+  image::LayerStatus layer_status(uint64_t offset, uint64_t max_length) override {
+    return {image::ExtentKind::data, std::min(max_length, size() - std::min(offset, size())), std::nullopt};
+  }
+  uint64_t granularity() const override { return inner_->granularity(); }
+  image::ImageInfo info() const override { return inner_->info(); }
+
+ private:
+  struct Pending {
+    uint64_t offset, length;
+    std::vector<uint8_t> data;  // empty: zeros
+  };
+  void count_op();                          // PowerLoss mutex held; crashes at crash_at
+  [[noreturn]] void crash();                // PowerLoss mutex held
+  void land(const Pending& p, uint64_t from, uint64_t to);  // bytes [from, to) of p, durably
+  std::unique_ptr<image::BlockDevice> inner_;
+  std::shared_ptr<PowerLoss> power_;
+  std::vector<Pending> pending_;
+};
+
+// A wrap_leg function that puts every leg behind a VolatileCacheDevice.
+std::function<std::unique_ptr<image::BlockDevice>(std::unique_ptr<image::BlockDevice>)> volatile_legs(
+    std::shared_ptr<VolatileCacheDevice::PowerLoss> power);
 
 // A wrap_leg function that wraps the leg whose file name ends in `name`.
 std::function<std::unique_ptr<image::BlockDevice>(std::unique_ptr<image::BlockDevice>)> fault_leg(
