@@ -12,10 +12,7 @@
 #include "backup/pipeline.h"
 #include "core/error.h"
 #include "core/log.h"
-
-#ifndef ARCHE_VERSION
-#define ARCHE_VERSION "0.0.0"
-#endif
+#include "core/version.h"
 
 namespace arche::backup {
 
@@ -86,7 +83,7 @@ Snapshot create_snapshot(Repository& repo, const CreateOptions& options) {
   snap.host = this_host();
   snap.user = this_user();
   snap.tags = options.tags;
-  snap.arche_version = ARCHE_VERSION;
+  snap.arche_version = kVersion;
   snap.paths = paths;
 
   const unsigned threads = options.threads ? options.threads : ThreadPool::default_threads();

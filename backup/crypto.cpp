@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "core/hex.h"
 
 namespace arche::backup {
 
@@ -17,15 +18,6 @@ static_assert(kTagSize == crypto_aead_xchacha20poly1305_ietf_ABYTES);
 static_assert(kKeySize == crypto_kdf_KEYBYTES);
 
 namespace {
-
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Subkey numbers for crypto_kdf_derive_from_key; the context names the purpose.
 constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "archerep";
@@ -39,23 +31,11 @@ bool Id::is_zero() const {
   return true;
 }
 
-std::string Id::hex() const {
-  std::string out(2 * kIdSize, '0');
-  for (size_t i = 0; i < kIdSize; ++i) {
-    out[2 * i] = kHexDigits[bytes[i] >> 4];
-    out[2 * i + 1] = kHexDigits[bytes[i] & 15];
-  }
-  return out;
-}
+std::string Id::hex() const { return to_hex(bytes); }
 
 Id Id::from_hex(std::string_view text, std::string_view what) {
-  if (text.size() != 2 * kIdSize) fail(ErrorCategory::format, "{} '{}' is not 64 hex digits", what, text);
   Id id;
-  for (size_t i = 0; i < kIdSize; ++i) {
-    int hi = hex_value(text[2 * i]), lo = hex_value(text[2 * i + 1]);
-    if (hi < 0 || lo < 0) fail(ErrorCategory::format, "{} '{}' is not 64 hex digits", what, text);
-    id.bytes[i] = static_cast<uint8_t>(hi << 4 | lo);
-  }
+  if (!arche::from_hex(text, id.bytes)) fail(ErrorCategory::format, "{} '{}' is not 64 hex digits", what, text);
   return id;
 }
 

@@ -14,6 +14,9 @@ struct Context {
   bool json = false;   // the running command prints JSON
   bool quiet = false;  // -q: no progress, no summaries
   int exit_code = 0;
+  // What an interruption (Ctrl-C, SIGTERM) leaves behind, said after "interrupted by
+  // SIGINT: ". A command that changes files sets it before it starts the work.
+  std::string if_interrupted;
 };
 
 // Adds --json to a command that lists or reports.
@@ -27,5 +30,8 @@ void register_image_commands(CLI::App& app, Context& ctx);
 void register_backup_commands(CLI::App& app, Context& ctx);
 void register_vm_commands(CLI::App& app, Context& ctx);
 void register_raid_commands(CLI::App& app, Context& ctx);
+// Hidden commands that describe the whole command tree for the build: `arche
+// completion bash|zsh` and `arche manpage DIR` (cli/generated_docs.cpp).
+void register_generated_docs_commands(CLI::App& app);
 
 }  // namespace arche::cli

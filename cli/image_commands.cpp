@@ -1,15 +1,20 @@
 // `arche image ...`: create, info, check, map, compare, convert, commit, rebase,
-// resize, measure. Syntax follows qemu-img where it has the same command.
+// resize, measure, write, read, import. Syntax follows qemu-img where it has the
+// same command. This file parses arguments and calls the image library; what the
+// commands print is in cli/image_output.cpp.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <optional>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/image_output.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/units.h"
@@ -25,58 +30,32 @@ namespace arche::cli {
 namespace {
 
 using image::BlockDevice;
-using image::Extent;
-using image::ExtentKind;
+namespace out = image_output;
 
+constexpr uint64_t kCopyBuffer = 4 * MiB;
+
+// "-o a=1 -o b=2" and "-o a=1,b=2" alike.
 std::map<std::string, std::string> merge_options(const std::vector<std::string>& lists) {
-  std::map<std::string, std::string> out;
+  std::map<std::string, std::string> merged;
   for (const std::string& list : lists)
-    for (auto& [k, v] : image::parse_option_list(list)) out[k] = v;
-  return out;
+    for (auto& [k, v] : image::parse_option_list(list)) merged[k] = v;
+  return merged;
 }
+
+// `-o help` (or `-o ?`), as qemu-img: list the format's creation options instead.
+bool wants_option_help(const std::vector<std::string>& lists) {
+  return std::any_of(lists.begin(), lists.end(), [](const std::string& l) { return l == "help" || l == "?"; });
+}
+
+void require_argument(const std::string& value, const std::string& command, const std::string& name) {
+  if (value.empty())
+    fail(ErrorCategory::usage, "image {}: {} is missing (see: arche image {} --help)", command, name, command);
+}
+
+const char* const kFormatOptionsHelp =
+    "Format options KEY=VALUE[,...]; `-o help` lists those of the format (docs/image-formats.md)";
 
 // ---- info ---------------------------------------------------------------------
-
-Json info_json(const image::ImageInfo& i) {
-  Json j{{"filename", i.filename}, {"format", i.format}, {"virtual-size", i.virtual_size},
-         {"actual-size", i.actual_size}, {"dirty-flag", i.dirty}};
-  if (i.cluster_size) j["cluster-size"] = i.cluster_size;
-  if (i.backing_file) {
-    j["backing-filename"] = *i.backing_file;
-    if (i.full_backing_file) j["full-backing-filename"] = *i.full_backing_file;
-    if (i.backing_format) j["backing-filename-format"] = *i.backing_format;
-  }
-  if (!i.snapshots.empty()) j["snapshots"] = i.snapshots;
-  j["format-specific"] = Json{{"type", i.format}, {"data", i.format_specific}};
-  return j;
-}
-
-void print_info(const image::ImageInfo& i) {
-  std::string out = fmt::format("image: {}\nfile format: {}\nvirtual size: {} ({} bytes)\ndisk size: {}\n", i.filename,
-                                i.format, format_size(i.virtual_size), i.virtual_size, format_size(i.actual_size));
-  if (i.cluster_size) out += fmt::format("cluster_size: {}\n", i.cluster_size);
-  if (i.backing_file) {
-    out += fmt::format("backing file: {}", *i.backing_file);
-    if (i.full_backing_file && *i.full_backing_file != *i.backing_file)
-      out += fmt::format(" (actual path: {})", *i.full_backing_file);
-    out += "\n";
-    out += fmt::format("backing file format: {}\n", i.backing_format.value_or("(not recorded)"));
-  }
-  if (i.dirty) out += "dirty: yes (not closed cleanly)\n";
-  if (!i.snapshots.empty()) {
-    out += "Snapshot list:\nID        TAG               VM SIZE                DATE       VM CLOCK\n";
-    for (const Json& s : i.snapshots)
-      out += fmt::format("{:<9} {:<17} {:>7} {:>20} {:>14}\n", s["id"].get<std::string>(), s["name"].get<std::string>(),
-                         format_size(s["vm-state-size"].get<uint64_t>()), s["date-sec"].get<uint64_t>(),
-                         s["vm-clock-nsec"].get<uint64_t>());
-  }
-  if (!i.format_specific.empty()) {
-    out += "Format specific information:\n";
-    for (const auto& [key, value] : i.format_specific.items())
-      out += fmt::format("    {}: {}\n", key, value.is_string() ? value.get<std::string>() : value.dump());
-  }
-  std::fputs(out.c_str(), stdout);
-}
 
 struct InfoArgs {
   std::string file, format;
@@ -96,23 +75,11 @@ void add_info(CLI::App& group, Context& ctx) {
     o.format = a->format;
     o.open_backing = a->chain;
     o.force_share = a->force_share;
+    o.info_only = true;  // encrypted images are described, not read
     std::unique_ptr<BlockDevice> dev = image::open_image(a->file, o);
     std::vector<image::ImageInfo> infos;
     for (BlockDevice* d = dev.get(); d; d = a->chain ? d->backing() : nullptr) infos.push_back(d->info());
-    if (ctx.json) {
-      if (!a->chain) {
-        print_json(info_json(infos[0]));
-      } else {
-        Json all = Json::array();
-        for (const auto& i : infos) all.push_back(info_json(i));
-        print_json(all);
-      }
-      return;
-    }
-    for (size_t k = 0; k < infos.size(); ++k) {
-      if (k) std::fputc('\n', stdout);
-      print_info(infos[k]);
-    }
+    out::show_info(ctx, infos, a->chain);
   });
 }
 
@@ -127,17 +94,18 @@ struct CreateArgs {
 void add_create(CLI::App& group, Context& ctx) {
   auto* cmd = group.add_subcommand("create", "Create a new image (optionally an overlay on a backing file)");
   auto a = std::make_shared<CreateArgs>();
-  cmd->add_option("-f,--format", a->format, "Image format: qcow2, raw, vmdk, vpc (VHD), vhdx or vdi")->capture_default_str();
+  cmd->add_option("-f,--format", a->format, "Image format: qcow2, raw, vmdk, vpc (VHD), vhdx or vdi")
+      ->capture_default_str();
   cmd->add_option("-b,--backing", a->backing, "Backing file (relative paths are relative to FILE's directory)");
   cmd->add_option("-F,--backing-format", a->backing_format, "Format of the backing file (default: probe and record)");
-  cmd->add_option("-o,--options", a->options,
-                  "Format options (docs/image-formats.md): qcow2 cluster_size=N, compression_type=zlib|zstd, "
-                  "lazy_refcounts=on|off, refcount_bits=N, compat=0.10|1.1; vmdk subformat=monolithicSparse|streamOptimized, "
-                  "adapter_type=...; vpc subformat=fixed|dynamic, force_size=on; vhdx subformat=fixed|dynamic; vdi static=on")->allow_extra_args(false);
+  cmd->add_option("-o,--options", a->options, kFormatOptionsHelp)->allow_extra_args(false);
   cmd->add_flag("--overwrite", a->overwrite, "Replace FILE if it exists");
-  cmd->add_option("file", a->file, "Image to create")->required();
+  cmd->add_option("file", a->file, "Image to create");
   cmd->add_option("size", a->size_text, "Virtual size, e.g. 10G (default with -b: the backing file's size)");
+  add_json_flag(cmd, ctx);
   cmd->callback([&ctx, a] {
+    if (wants_option_help(a->options)) return out::show_create_options(ctx, image::driver_for(a->format));
+    require_argument(a->file, "create", "FILE");
     image::CreateOptions o;
     o.format = a->format;
     o.backing_file = a->backing;
@@ -150,11 +118,7 @@ void add_create(CLI::App& group, Context& ctx) {
     image::OpenOptions open;
     open.format = a->format;
     open.open_backing = false;
-    image::ImageInfo info = image::open_image(a->file, open)->info();
-    std::string line = fmt::format("created {} ({}, {})", a->file, info.format, format_size(info.virtual_size));
-    if (info.backing_file)
-      line += fmt::format(", backing {} ({})", *info.backing_file, info.backing_format.value_or("?"));
-    say(ctx, line);
+    out::show_created(ctx, a->file, image::open_image(a->file, open)->info());
   });
 }
 
@@ -173,59 +137,15 @@ void add_check(CLI::App& group, Context& ctx) {
   add_json_flag(cmd, ctx);
   cmd->footer("Exit status: 0 consistent, 2 corruptions remain, 3 only leaked clusters remain.");
   cmd->callback([&ctx, a] {
-    std::string fmt_name = a->format.empty() ? image::probe_format(a->file) : a->format;
-    image::RepairMode mode = a->repair == "all" ? image::RepairMode::all
+    std::string format = a->format.empty() ? image::probe_format(a->file) : a->format;
+    image::RepairMode mode = a->repair == "all"     ? image::RepairMode::all
                              : a->repair == "leaks" ? image::RepairMode::leaks
-                                                 : image::RepairMode::none;
-    image::CheckResult r = image::driver_for(fmt_name).check(a->file, mode);
+                                                    : image::RepairMode::none;
+    ctx.if_interrupted = mode == image::RepairMode::none ? a->file + " left as it was (the check was not finished)"
+                                                         : a->file + " partly repaired; run the check again";
+    image::CheckResult r = image::driver_for(format).check(a->file, mode);
     ctx.exit_code = r.corruptions ? 2 : r.leaks ? 3 : 0;
-    if (ctx.json) {
-      Json j{{"filename", a->file}, {"format", fmt_name}, {"check-errors", r.check_errors}};
-      if (r.supported) {
-        j["image-end-offset"] = r.image_end_offset;
-        j["total-clusters"] = r.total_clusters;
-        j["allocated-clusters"] = r.allocated_clusters;
-        j["fragmented-clusters"] = r.fragmented_clusters;
-        j["compressed-clusters"] = r.compressed_clusters;
-        j["leaks"] = r.leaks;
-        j["corruptions"] = r.corruptions;
-        j["leaks-fixed"] = r.leaks_fixed;
-        j["corruptions-fixed"] = r.corruptions_fixed;
-        j["messages"] = r.messages;
-      } else {
-        j["supported"] = false;
-      }
-      print_json(j);
-      return;
-    }
-    if (!r.supported) {
-      std::printf("%s images have no metadata to check.\n", fmt_name.c_str());
-      return;
-    }
-    for (const std::string& m : r.messages) std::printf("%s\n", m.c_str());
-    if (r.leaks_fixed || r.corruptions_fixed)
-      std::printf("%sThe following inconsistencies were found and repaired:\n    %llu leaked clusters\n    %llu "
-                  "corruptions\n\n",
-                  r.messages.empty() ? "" : "\n", static_cast<unsigned long long>(r.leaks_fixed),
-                  static_cast<unsigned long long>(r.corruptions_fixed));
-    if (r.corruptions)
-      std::printf("\n%llu errors were found on the image.\nData may be corrupted, or further writes to the image may "
-                  "corrupt it.\n",
-                  static_cast<unsigned long long>(r.corruptions));
-    if (r.leaks)
-      std::printf("\n%llu leaked clusters were found on the image.\nThis means waste of disk space, but no harm to "
-                  "data.\n",
-                  static_cast<unsigned long long>(r.leaks));
-    if (!r.corruptions && !r.leaks) std::printf("No errors were found on the image.\n");
-    if (r.total_clusters) {
-      // Like qemu-img: allocation relative to the disk, the rest relative to what is allocated.
-      auto pct = [](uint64_t n, uint64_t of) { return of ? 100.0 * static_cast<double>(n) / static_cast<double>(of) : 0.0; };
-      std::printf("%llu/%llu = %.2f%% allocated, %.2f%% fragmented, %.2f%% compressed clusters\n",
-                  static_cast<unsigned long long>(r.allocated_clusters),
-                  static_cast<unsigned long long>(r.total_clusters), pct(r.allocated_clusters, r.total_clusters),
-                  pct(r.fragmented_clusters, r.allocated_clusters), pct(r.compressed_clusters, r.allocated_clusters));
-    }
-    std::printf("Image end offset: %llu\n", static_cast<unsigned long long>(r.image_end_offset));
+    out::show_check(ctx, a->file, format, r);
   });
 }
 
@@ -247,33 +167,7 @@ void add_map(CLI::App& group, Context& ctx) {
     image::OpenOptions o;
     o.format = a->format;
     o.force_share = a->force_share;
-    std::unique_ptr<BlockDevice> dev = image::open_image(a->file, o);
-    std::vector<Extent> extents = dev->map();
-    if (ctx.json) {
-      Json all = Json::array();
-      for (const Extent& e : extents) {
-        Json j{{"start", e.offset},
-               {"length", e.length},
-               {"depth", e.depth},
-               {"present", e.kind != ExtentKind::unallocated},
-               {"zero", e.kind != ExtentKind::data},
-               {"data", e.kind == ExtentKind::data},
-               {"compressed", e.compressed},
-               {"kind", image::to_string(e.kind)}};
-        if (e.host_offset) j["offset"] = *e.host_offset;
-        if (e.kind != ExtentKind::unallocated) j["file"] = e.file;
-        all.push_back(std::move(j));
-      }
-      print_json(all);
-      return;
-    }
-    std::printf("%-18s %-18s %-12s %-5s %-18s %s\n", "Offset", "Length", "Kind", "Depth", "Mapped to", "File");
-    for (const Extent& e : extents) {
-      std::string mapped = e.host_offset ? fmt::format("0x{:x}", *e.host_offset) : (e.compressed ? "compressed" : "-");
-      std::printf("%-18s %-18s %-12s %-5d %-18s %s\n", fmt::format("0x{:x}", e.offset).c_str(),
-                  fmt::format("0x{:x}", e.length).c_str(), image::to_string(e.kind), e.depth, mapped.c_str(),
-                  e.kind == ExtentKind::unallocated ? "" : e.file.c_str());
-    }
+    out::show_map(ctx, image::open_image(a->file, o)->map());
   });
 }
 
@@ -300,23 +194,17 @@ void add_compare(CLI::App& group, Context& ctx) {
     o.format_b = args->format_b;
     o.strict = args->strict;
     o.force_share = args->force_share;
+    ctx.if_interrupted = "nothing was changed (the comparison was not finished)";
     image::CompareResult r = image::compare(args->a, args->b, o);
     ctx.exit_code = r.equal ? 0 : 1;
-    if (ctx.json) {
-      Json j{{"identical", r.equal}};
-      if (r.first_difference) j["first-difference"] = *r.first_difference;
-      if (!r.equal) j["reason"] = r.reason;
-      print_json(j);
-      return;
-    }
-    if (!ctx.quiet) std::printf("%s\n", r.equal ? "Images are identical." : r.reason.c_str());
+    out::show_compare(ctx, r);
   });
 }
 
 // ---- convert ------------------------------------------------------------------
 
 struct ConvertArgs {
-  std::string source_format, target_format, src, dst;
+  std::string source_format, target_format = "raw", src, dst;
   std::vector<std::string> options;
   bool compress = false, sync = false, overwrite = false, force_share = false;
   unsigned threads = 0;
@@ -326,17 +214,22 @@ void add_convert(CLI::App& group, Context& ctx) {
   auto* cmd = group.add_subcommand("convert", "Copy an image (with its backing chain) into a new image of any format");
   auto a = std::make_shared<ConvertArgs>();
   cmd->add_option("-f,--format", a->source_format, "Source format (default: probe)");
-  cmd->add_option("-O,--output-format", a->target_format, "Target format: qcow2, raw, vmdk, vpc (VHD), vhdx or vdi")->required();
-  cmd->add_flag("-c,--compress", a->compress, "Store clusters compressed (qcow2; zlib unless -o compression_type=zstd)");
-  cmd->add_option("-o,--options", a->options, "Target format options, as for image create")->allow_extra_args(false);
+  cmd->add_option("-O,--output-format", a->target_format, "Target format: qcow2, raw, vmdk, vpc (VHD), vhdx or vdi")
+      ->capture_default_str();
+  cmd->add_flag("-c,--compress", a->compress,
+                "Store clusters compressed (qcow2; zlib unless -o compression_type=zstd)");
+  cmd->add_option("-o,--options", a->options, kFormatOptionsHelp)->allow_extra_args(false);
   cmd->add_option("-m,--threads", a->threads, "Worker threads (default: one per core)");
   cmd->add_flag("--sync", a->sync, "fsync the target before it appears under its name");
   cmd->add_flag("--overwrite", a->overwrite, "Replace DST if it exists");
   cmd->add_flag("-U,--force-share", a->force_share, "Read a source another process is writing");
-  cmd->add_option("src", a->src, "Source image")->required();
-  cmd->add_option("dst", a->dst, "Target image")->required();
+  cmd->add_option("src", a->src, "Source image");
+  cmd->add_option("dst", a->dst, "Target image");
   add_json_flag(cmd, ctx);
   cmd->callback([&ctx, a] {
+    if (wants_option_help(a->options)) return out::show_create_options(ctx, image::driver_for(a->target_format));
+    require_argument(a->src, "convert", "SRC");
+    require_argument(a->dst, "convert", "DST");
     image::ConvertOptions o;
     o.source_format = a->source_format;
     o.target.format = a->target_format;
@@ -346,21 +239,10 @@ void add_convert(CLI::App& group, Context& ctx) {
     o.threads = a->threads;
     o.durable = a->sync;
     o.force_share = a->force_share;
+    ctx.if_interrupted =
+        fmt::format("{} left as it was, nothing written to {} (its temporary file is removed)", a->src, a->dst);
     image::ConvertStats s = image::convert(a->src, a->dst, o);
-    if (ctx.json) {
-      print_json(Json{{"source", a->src},
-                      {"target", a->dst},
-                      {"format", image::driver_for(a->target_format).name()},
-                      {"virtual-size", s.virtual_size},
-                      {"bytes-read", s.bytes_read},
-                      {"bytes-written", s.bytes_written},
-                      {"file-bytes", s.file_bytes},
-                      {"seconds", s.seconds}});
-      return;
-    }
-    say(ctx, fmt::format("converted {} -> {} ({}): {} virtual, {} of data, {} on disk, in {:.2f} s", a->src, a->dst,
-                         image::driver_for(a->target_format).name(), format_size(s.virtual_size),
-                         format_size(s.bytes_written), format_size(s.file_bytes), s.seconds));
+    out::show_convert(ctx, a->src, a->dst, image::driver_for(a->target_format).name(), s);
   });
 }
 
@@ -384,13 +266,10 @@ void add_commit(CLI::App& group, Context& ctx) {
     o.base = a->base;
     o.keep_overlay = a->keep;
     o.format = a->format;
-    image::CommitStats s = image::commit(a->file, o);
-    if (ctx.json) {
-      print_json(Json{{"overlay", a->file}, {"base", s.base}, {"bytes-copied", s.bytes_copied}, {"bytes-zeroed", s.bytes_zeroed}});
-      return;
-    }
-    say(ctx, fmt::format("Image committed into {} ({} copied, {} zeroed).", s.base, format_size(s.bytes_copied),
-                         format_size(s.bytes_zeroed)));
+    ctx.if_interrupted = fmt::format(
+        "{} left as it was, still holding all its data (its backing file may hold part of it; commit again to finish)",
+        a->file);
+    out::show_commit(ctx, a->file, image::commit(a->file, o));
   });
 }
 
@@ -414,14 +293,8 @@ void add_rebase(CLI::App& group, Context& ctx) {
     o.backing_format = a->backing_format;
     o.unsafe = a->unsafe;
     o.format = a->format;
-    image::RebaseStats s = image::rebase(a->file, o);
-    if (ctx.json) {
-      print_json(Json{{"overlay", a->file}, {"backing", a->backing}, {"bytes-copied", s.bytes_copied}});
-      return;
-    }
-    say(ctx, a->backing.empty() ? fmt::format("{} has no backing file now ({} copied in).", a->file, format_size(s.bytes_copied))
-                             : fmt::format("{} is now backed by {} ({} copied in).", a->file, a->backing,
-                                           format_size(s.bytes_copied)));
+    ctx.if_interrupted = fmt::format("{} still on its old backing file, its content unchanged", a->file);
+    out::show_rebase(ctx, a->file, a->backing, image::rebase(a->file, o));
   });
 }
 
@@ -432,6 +305,14 @@ struct ResizeArgs {
   bool shrink = false;
 };
 
+uint64_t resized(const std::string& file, const std::string& text, uint64_t current) {
+  if (text[0] == '+') return current + parse_size(text.substr(1));
+  if (text[0] != '-') return parse_size(text);
+  uint64_t delta = parse_size(text.substr(1));
+  if (delta > current) fail(ErrorCategory::usage, "cannot shrink {} by more than its size", file);
+  return current - delta;
+}
+
 void add_resize(CLI::App& group, Context& ctx) {
   auto* cmd = group.add_subcommand("resize", "Change an image's virtual size (SIZE, +SIZE or -SIZE)");
   auto a = std::make_shared<ResizeArgs>();
@@ -439,28 +320,20 @@ void add_resize(CLI::App& group, Context& ctx) {
   cmd->add_flag("--shrink", a->shrink, "Allow making the image smaller (data beyond the new end is lost)");
   cmd->add_option("file", a->file, "Image file")->required();
   cmd->add_option("size", a->size_text, "New size, or +N / -N relative to the current size")->required();
+  add_json_flag(cmd, ctx);
   cmd->callback([&ctx, a] {
     image::OpenOptions o;
     o.writable = true;
     o.format = a->format;
     o.open_backing = true;
     std::unique_ptr<BlockDevice> dev = image::open_image(a->file, o);
-    uint64_t current = dev->size(), target;
-    if (a->size_text[0] == '+') {
-      target = current + parse_size(a->size_text.substr(1));
-    } else if (a->size_text[0] == '-') {
-      uint64_t delta = parse_size(a->size_text.substr(1));
-      if (delta > current) fail(ErrorCategory::usage, "cannot shrink {} by more than its size", a->file);
-      target = current - delta;
-    } else {
-      target = parse_size(a->size_text);
-    }
+    const uint64_t current = dev->size(), target = resized(a->file, a->size_text, current);
     if (target < current && !a->shrink)
-      fail(ErrorCategory::usage, "shrinking {} from {} to {} loses data beyond the new end; pass --shrink to do it", a->file,
-           format_size(current), format_size(target));
+      fail(ErrorCategory::usage, "shrinking {} from {} to {} loses data beyond the new end; pass --shrink to do it",
+           a->file, format_size(current), format_size(target));
     dev->resize(target);
     dev.reset();
-    say(ctx, fmt::format("Image resized to {} ({} bytes).", format_size(target), target));
+    out::show_resize(ctx, a->file, current, target);
   });
 }
 
@@ -473,12 +346,14 @@ void add_measure(CLI::App& group, Context& ctx) {
   auto* cmd = group.add_subcommand("measure", "How much space a conversion to a format needs");
   auto a = std::make_shared<MeasureArgs>();
   cmd->add_option("-O,--output-format", a->target_format, "Target format")->required();
-  cmd->add_option("-o,--options", a->options, "Target format options, as for image create")->allow_extra_args(false);
+  cmd->add_option("-o,--options", a->options, kFormatOptionsHelp)->allow_extra_args(false);
   cmd->add_option("-f,--format", a->format, "Source format (default: probe)");
   cmd->add_option("--size", a->size_text, "Measure an empty image of this size instead of a source");
   cmd->add_option("src", a->file, "Source image");
   add_json_flag(cmd, ctx);
   cmd->callback([&ctx, a] {
+    const image::FormatDriver& driver = image::driver_for(a->target_format);
+    if (wants_option_help(a->options)) return out::show_create_options(ctx, driver);
     if (a->file.empty() == a->size_text.empty()) fail(ErrorCategory::usage, "image measure: give either SRC or --size");
     image::CreateOptions o;
     o.format = a->target_format;
@@ -493,13 +368,7 @@ void add_measure(CLI::App& group, Context& ctx) {
     } else {
       size = parse_size(a->size_text);
     }
-    image::Measurement m = image::driver_for(a->target_format).measure(source.get(), size, o);
-    if (ctx.json) {
-      print_json(Json{{"required", m.required}, {"fully-allocated", m.fully_allocated}});
-      return;
-    }
-    std::printf("required size: %llu\nfully allocated size: %llu\n", static_cast<unsigned long long>(m.required),
-                static_cast<unsigned long long>(m.fully_allocated));
+    out::show_measure(ctx, driver.measure(source.get(), size, o));
   });
 }
 
@@ -509,6 +378,27 @@ struct WriteArgs {
   std::string file, format, offset_text, length_text, from, pattern;
   bool zeroes = false, discard = false;
 };
+
+uint8_t parse_pattern(const std::string& text) {
+  char* end = nullptr;
+  unsigned long value = std::strtoul(text.c_str(), &end, 0);
+  if (text.empty() || *end != '\0' || value > 255)
+    fail(ErrorCategory::usage, "image write: --pattern must be a byte value, 0 to 255 or 0x00 to 0xff (got '{}')",
+         text);
+  return static_cast<uint8_t>(value);
+}
+
+// Writes `length` bytes at `offset`, taking them chunk by chunk from `fill`.
+void write_chunks(BlockDevice& dev, uint64_t offset, uint64_t length,
+                  const std::function<void(uint64_t done, std::span<uint8_t> chunk)>& fill) {
+  std::vector<uint8_t> buf(std::min(length, kCopyBuffer));
+  for (uint64_t done = 0; done < length;) {
+    std::span<uint8_t> chunk(buf.data(), std::min<uint64_t>(buf.size(), length - done));
+    fill(done, chunk);
+    dev.write(offset + done, chunk);
+    done += chunk.size();
+  }
+}
 
 void add_write(CLI::App& group, Context& ctx) {
   auto* cmd = group.add_subcommand("write", "Write bytes into an image at an offset (a file, a pattern, zeroes)");
@@ -524,52 +414,38 @@ void add_write(CLI::App& group, Context& ctx) {
   pattern->excludes(zeroes)->excludes(discard);
   zeroes->excludes(discard);
   cmd->add_option("--length", a->length_text, "Number of bytes (default with --from: the file's size)");
+  add_json_flag(cmd, ctx);
   cmd->callback([&ctx, a] {
+    const uint64_t offset = parse_size(a->offset_text, "offset");
+    std::optional<uint64_t> length;
+    if (!a->length_text.empty()) length = parse_size(a->length_text, "length");
+    if (a->from.empty() && !length) fail(ErrorCategory::usage, "image write: --length is required without --from");
+    if (a->from.empty() && !a->zeroes && !a->discard && a->pattern.empty())
+      fail(ErrorCategory::usage, "image write: give --from, --pattern, --zeroes or --discard");
     image::OpenOptions o;
     o.writable = true;
     o.format = a->format;
     std::unique_ptr<BlockDevice> dev = image::open_image(a->file, o);
-    const uint64_t offset = parse_size(a->offset_text, "offset");
-    std::optional<uint64_t> length;
-    if (!a->length_text.empty()) length = parse_size(a->length_text, "length");
     std::string what;
     if (!a->from.empty()) {
       File src = File::open(a->from, OpenMode::read_only);
       uint64_t n = length.value_or(src.size());
-      std::vector<uint8_t> buf(std::min<uint64_t>(n, 4 * MiB));
-      for (uint64_t done = 0; done < n;) {
-        uint64_t m = std::min<uint64_t>(buf.size(), n - done);
-        src.read_exact(done, std::span(buf.data(), m));
-        dev->write(offset + done, std::span(buf.data(), m));
-        done += m;
-      }
+      write_chunks(*dev, offset, n, [&](uint64_t done, std::span<uint8_t> chunk) { src.read_exact(done, chunk); });
       what = fmt::format("wrote {} bytes of {}", n, a->from);
+    } else if (a->zeroes) {
+      dev->write_zeroes(offset, *length, false);
+      what = fmt::format("zeroed {} bytes", *length);
+    } else if (a->discard) {
+      dev->discard(offset, *length);
+      what = fmt::format("discarded {} bytes", *length);
     } else {
-      if (!length) fail(ErrorCategory::usage, "image write: --length is required without --from");
-      if (a->zeroes) {
-        dev->write_zeroes(offset, *length, false);
-        what = fmt::format("zeroed {} bytes", *length);
-      } else if (a->discard) {
-        dev->discard(offset, *length);
-        what = fmt::format("discarded {} bytes", *length);
-      } else {
-        if (a->pattern.empty()) fail(ErrorCategory::usage, "image write: give --from, --pattern, --zeroes or --discard");
-        char* end = nullptr;
-        unsigned long value = std::strtoul(a->pattern.c_str(), &end, 0);
-        if (a->pattern.empty() || *end != '\0' || value > 255)
-          fail(ErrorCategory::usage, "image write: --pattern must be a byte value, 0 to 255 or 0x00 to 0xff (got '{}')",
-               a->pattern);
-        std::vector<uint8_t> buf(std::min<uint64_t>(*length, 4 * MiB), static_cast<uint8_t>(value));
-        for (uint64_t done = 0; done < *length;) {
-          uint64_t m = std::min<uint64_t>(buf.size(), *length - done);
-          dev->write(offset + done, std::span(buf.data(), m));
-          done += m;
-        }
-        what = fmt::format("wrote {} bytes of 0x{:02x}", *length, value);
-      }
+      const uint8_t value = parse_pattern(a->pattern);
+      write_chunks(*dev, offset, *length,
+                   [&](uint64_t, std::span<uint8_t> chunk) { std::fill(chunk.begin(), chunk.end(), value); });
+      what = fmt::format("wrote {} bytes of 0x{:02x}", *length, value);
     }
     dev->flush();
-    say(ctx, fmt::format("{}: {} at offset {}", a->file, what, offset));
+    out::show_written(ctx, a->file, what, offset);
   });
 }
 
@@ -593,18 +469,20 @@ void add_read(CLI::App& group, Context&) {
     o.force_share = a->force_share;
     std::unique_ptr<BlockDevice> dev = image::open_image(a->file, o);
     const uint64_t offset = parse_size(a->offset_text, "offset"), length = parse_size(a->length_text, "length");
-    std::optional<File> out;
-    if (!a->to.empty()) out = File::open(a->to, OpenMode::create_truncate);
-    std::vector<uint8_t> buf(std::min<uint64_t>(length, 4 * MiB));
+    // Checked before anything is written: a range past the end gives no partial output.
+    if (offset > dev->size() || length > dev->size() - offset)
+      fail(ErrorCategory::usage, "image read: bytes {} to {} ({} at offset {}) lie beyond the end of {} ({} bytes)",
+           offset, offset + length, format_size(length), offset, a->file, dev->size());
+    std::optional<File> target;
+    if (!a->to.empty()) target = File::open(a->to, OpenMode::create_truncate);
+    std::vector<uint8_t> buf(std::min(length, kCopyBuffer));
     for (uint64_t done = 0; done < length;) {
-      uint64_t m = std::min<uint64_t>(buf.size(), length - done);
-      dev->read(offset + done, std::span(buf.data(), m));
-      if (out) {
-        out->write_all(done, std::span(buf.data(), m));
-      } else if (std::fwrite(buf.data(), 1, m, stdout) != m) {
+      std::span<uint8_t> chunk(buf.data(), std::min<uint64_t>(buf.size(), length - done));
+      dev->read(offset + done, chunk);
+      if (target) target->write_all(done, chunk);
+      else if (std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size())
         fail(ErrorCategory::io, "write to stdout failed");
-      }
-      done += m;
+      done += chunk.size();
     }
     std::fflush(stdout);
   });
@@ -636,33 +514,16 @@ void add_import(CLI::App& group, Context& ctx) {
     o.options = merge_options(a->options);
     o.overwrite = a->overwrite;
     o.threads = a->threads;
-    image::ova::ImportResult r = image::ova::import_package(a->package, a->dir, o);
-    if (ctx.json) {
-      Json machines = Json::array();
-      for (const auto& m : r.machines) {
-        Json disks = Json::array();
-        for (const auto& d : m.disks) disks.push_back(Json{{"path", d.path}, {"format", d.format}, {"virtual-size", d.virtual_size}});
-        machines.push_back(Json{{"name", m.name}, {"config", m.config}, {"cpus", m.cpus}, {"memory", m.memory},
-                                {"disks", disks}, {"nics", m.nics}});
-      }
-      print_json(Json{{"package", a->package}, {"machines", machines}});
-      return;
-    }
-    for (const auto& m : r.machines) {
-      std::string disks;
-      for (const auto& d : m.disks)
-        disks += fmt::format("{}{} ({})", disks.empty() ? "" : ", ", d.path, format_size(d.virtual_size));
-      say(ctx, fmt::format("imported {}: {} CPU(s), {} memory, {} NIC(s), disks: {}; configuration {}", m.name, m.cpus,
-                           m.memory ? format_size(m.memory) : "unknown", m.nics, disks.empty() ? "none" : disks,
-                           m.config));
-    }
+    ctx.if_interrupted = fmt::format("{} left as it was; disks already converted stay in {}", a->package, a->dir);
+    out::show_import(ctx, a->package, image::ova::import_package(a->package, a->dir, o));
   });
 }
 
 }  // namespace
 
 void register_image_commands(CLI::App& app, Context& ctx) {
-  CLI::App* group = app.add_subcommand("image", "Disk images: create, inspect, check, convert, commit, rebase, resize, import");
+  CLI::App* group =
+      app.add_subcommand("image", "Disk images: create, inspect, check, convert, commit, rebase, resize, import");
   group->require_subcommand(1);
   add_create(*group, ctx);
   add_info(*group, ctx);

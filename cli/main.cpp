@@ -3,18 +3,20 @@
 // category (docs/cli.md).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "cli/command.h"
+#include "cli/usage.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/progress.h"
-
-#ifndef ARCHE_VERSION
-#define ARCHE_VERSION "0.0.0"
-#endif
+#include "core/version.h"
 
 namespace {
 
@@ -25,17 +27,27 @@ int report_error(const arche::cli::Context& ctx, arche::ErrorCategory category, 
   return arche::exit_code(category);
 }
 
+// "interrupted by SIGINT: disk.qcow2 left as it was, nothing written"; 128 + signal.
+int report_interrupt(const arche::cli::Context& ctx, const arche::Error& e) {
+  std::string message = e.what();
+  if (!ctx.if_interrupted.empty()) message += ": " + ctx.if_interrupted;
+  report_error(ctx, arche::ErrorCategory::interrupted, message);
+  return arche::interrupt::exit_code();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  arche::interrupt::install_handlers();
   arche::cli::Context ctx;
   CLI::App app{"arche: virtual machines, disk images, snapshots and encrypted backups for small servers", "arche"};
-  app.set_version_flag("--version", "arche " ARCHE_VERSION);
+  app.set_version_flag("--version", std::string("arche ") + arche::kVersion);
   app.require_subcommand(1);
   app.fallthrough();
   bool verbose = false;
   app.add_flag("-q,--quiet", ctx.quiet, "No progress and no summaries; errors only");
   app.add_flag("-v,--verbose", verbose, "Explain what is happening");
+  arche::cli::add_json_flag(&app, ctx);  // also before the command: arche --json image info x
   app.parse_complete_callback([&] {
     if (ctx.quiet) arche::set_log_level(arche::LogLevel::quiet);
     if (verbose) arche::set_log_level(arche::LogLevel::verbose);
@@ -46,8 +58,15 @@ int main(int argc, char** argv) {
   arche::cli::register_backup_commands(app, ctx);
   arche::cli::register_vm_commands(app, ctx);
   arche::cli::register_raid_commands(app, ctx);
+  // (a new command group: one registration line above this comment)
+  arche::cli::register_generated_docs_commands(app);
+  arche::cli::apply_help_conventions(app);
 
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  // Errors found before parsing are JSON too when asked for.
+  ctx.json = std::find(args.begin(), std::find(args.begin(), args.end(), "--"), "--json") != args.end();
   try {
+    arche::cli::check_command_words(app, args);
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::fputs(app.help().c_str(), stdout);
@@ -59,9 +78,9 @@ int main(int argc, char** argv) {
     std::puts(v.what());
     return 0;
   } catch (const CLI::ParseError& e) {
-    return report_error(ctx, arche::ErrorCategory::usage,
-                        std::string(e.what()) + " (see: arche --help)");
+    return report_error(ctx, arche::ErrorCategory::usage, arche::cli::explain_parse_error(e, app));
   } catch (const arche::Error& e) {
+    if (e.category() == arche::ErrorCategory::interrupted) return report_interrupt(ctx, e);
     return report_error(ctx, e.category(), e.what());
   } catch (const std::bad_alloc&) {
     return report_error(ctx, arche::ErrorCategory::no_space, "out of memory");

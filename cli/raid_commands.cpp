@@ -208,6 +208,9 @@ void add_add_replace(CLI::App& group, Context& ctx) {
     cmd->add_option("new", a->new_leg, "The new leg: a file (created when missing), image or block device")->required();
     cmd->add_flag("--overwrite", a->overwrite, "Use a NEW that holds data or another mirror (it is overwritten)");
     cmd->callback([&ctx, a, add] {
+      ctx.if_interrupted = fmt::format(
+          "{} is a member being rebuilt; the rebuild keeps its position and `arche raid assemble` goes on from there",
+          a->new_leg);
       std::unique_ptr<MirrorDevice> mirror = open_array(a->array, true);
       image::mirror::NewLegOptions o;
       o.overwrite = a->overwrite;
@@ -237,6 +240,7 @@ void add_scrub(CLI::App& group, Context& ctx) {
       report(ctx, *mirror);
       return;
     }
+    ctx.if_interrupted = "the scrub is paused where it was; `arche raid scrub --resume` goes on from there";
     Progress progress("scrub", 0);
     image::mirror::ScrubRecord r = mirror->scrub(*resume, &progress);
     progress.finish();

@@ -168,29 +168,44 @@ std::optional<uint64_t> File::seek_hole(uint64_t from) const {
 }
 
 namespace {
-// arche locks one byte far beyond any real data offset; qemu locks bytes 100-299.
-constexpr off_t kLockByte = 0x7ffffffffffffffe;
+
+bool locking_unsupported(int err) { return err == EINVAL || err == ENOLCK; }
+
+int set_byte_lock(int fd, short type, uint64_t offset) {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(offset);
+  fl.l_len = 1;
+  return ::fcntl(fd, F_OFD_SETLK, &fl);
+}
+
 }  // namespace
 
-bool File::try_lock_exclusive() const {
+bool File::lock_byte_shared(uint64_t offset) const {
+  if (set_byte_lock(fd(), F_RDLCK, offset) == 0) return true;
+  if (errno == EAGAIN || errno == EACCES) return false;
+  if (locking_unsupported(errno)) return true;
+  throw_errno(errno, fmt::format("lock byte {} of {}", offset, path_));
+}
+
+void File::unlock_byte(uint64_t offset) const {
+  if (set_byte_lock(fd(), F_UNLCK, offset) != 0 && !locking_unsupported(errno))
+    throw_errno(errno, fmt::format("unlock byte {} of {}", offset, path_));
+}
+
+bool File::byte_locked_by_other(uint64_t offset) const {
+  // F_OFD_GETLK answers "could this lock be placed?": a write lock conflicts with any
+  // lock of another open file, and never with our own.
   struct flock fl {};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
-  fl.l_start = kLockByte;
+  fl.l_start = static_cast<off_t>(offset);
   fl.l_len = 1;
-  if (::fcntl(fd(), F_OFD_SETLK, &fl) == 0) return true;
-  if (errno == EAGAIN || errno == EACCES) return false;
-  if (errno == EINVAL || errno == ENOLCK) return true;  // file system without locks: proceed
-  throw_errno(errno, "lock " + path_);
-}
-
-bool File::locked_by_writer() const {
-  struct flock fl {};
-  fl.l_type = F_RDLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = kLockByte;
-  fl.l_len = 1;
-  if (::fcntl(fd(), F_OFD_GETLK, &fl) != 0) return false;
+  if (::fcntl(fd(), F_OFD_GETLK, &fl) != 0) {
+    if (locking_unsupported(errno)) return false;
+    throw_errno(errno, fmt::format("test lock on byte {} of {}", offset, path_));
+  }
   return fl.l_type != F_UNLCK;
 }
 

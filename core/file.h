@@ -81,11 +81,16 @@ class File {
   std::optional<uint64_t> seek_data(uint64_t from) const;
   std::optional<uint64_t> seek_hole(uint64_t from) const;
 
-  // Advisory locks between processes (open file description locks, so two opens in
-  // one process conflict too). A writer holds the exclusive lock; readers check that
-  // no writer holds it. Returns false on conflict.
-  bool try_lock_exclusive() const;
-  bool locked_by_writer() const;
+  // Shared (read) locks on single bytes, as open file description (OFD) locks: they
+  // belong to this open file, so two opens in one process see each other like two
+  // processes, and they vanish when the file is closed. This is the primitive of
+  // QEMU's image locking (image/image_lock.h). On a file system without locks both
+  // report "no conflict": the locks are advisory and never a reason to refuse work.
+  // lock_byte_shared returns false when another open file holds a write lock there.
+  bool lock_byte_shared(uint64_t offset) const;
+  void unlock_byte(uint64_t offset) const;
+  // True when another open file holds any lock on the byte.
+  bool byte_locked_by_other(uint64_t offset) const;
 
  private:
   UniqueFd fd_;

@@ -58,6 +58,7 @@ struct ImageInfo {
   std::optional<std::string> backing_format;     // as recorded in the image
   std::optional<std::string> full_backing_file;  // resolved path
   bool dirty = false;
+  bool encrypted = false;  // info describes it; arche reads none of its data
   Json format_specific = Json::object();
   Json snapshots = Json::array();
 };

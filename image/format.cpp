@@ -111,6 +111,7 @@ std::unique_ptr<BlockDevice> open_backing(const std::string& path, const std::st
 
   OpenOptions below = options;
   below.writable = false;  // lower layers are immutable while an overlay sits on them
+  if (options.share_backing) below.force_share = true;
   below.format = format;
   std::string resolved_format = format;
   if (resolved_format.empty()) {
@@ -157,16 +158,6 @@ std::string resolve_backing_path(const std::string& image_path, const std::strin
   if (b.is_absolute()) return backing;
   boost::filesystem::path dir = boost::filesystem::path(image_path).parent_path();
   return dir.empty() ? backing : (dir / b).string();
-}
-
-void lock_image_file(const File& file, const OpenOptions& options) {
-  if (file.writable()) {
-    if (!file.try_lock_exclusive())
-      fail(ErrorCategory::busy, "{} is in use: another process has it open for writing", file.path());
-  } else if (!options.force_share && file.locked_by_writer()) {
-    fail(ErrorCategory::busy, "{} is in use: another process is writing to it (use --force-share to read anyway)",
-         file.path());
-  }
 }
 
 std::map<std::string, std::string> parse_option_list(const std::string& text) {

@@ -12,6 +12,7 @@
 
 #include "core/file.h"
 #include "image/block_device.h"
+#include "image/image_lock.h"  // lock_image_file(), which every driver calls on open
 
 namespace arche::image {
 
@@ -25,8 +26,16 @@ struct OpenOptions {
   // target under a temporary name. A process crash is still safe.
   bool no_barriers = false;
   // Read-only opens normally refuse a file another process is writing (the result
-  // could be inconsistent); force_share reads it anyway.
+  // could be inconsistent) and keep writers out while open; force_share reads it
+  // anyway and lets others write (image/image_lock.h).
   bool force_share = false;
+  // Open the backing chain with force_share, the top layer locked as usual. For the
+  // one process that writes into its own backing file (commit): its read-only view
+  // of the base must not lock out its own writer.
+  bool share_backing = false;
+  // Opened only to be described (image info): formats whose data arche cannot read
+  // (encrypted qcow2) open too, and every read or write of them then fails.
+  bool info_only = false;
 };
 
 struct CreateOptions {
@@ -40,6 +49,14 @@ struct CreateOptions {
   // The name the image will have. create() is handed a temporary name to build
   // under; a format that records its own file name (a VMDK extent) records this one.
   std::string final_path;
+};
+
+// One creation option of a format ("-o key=value"), as `-o help` lists it.
+struct CreateOptionInfo {
+  std::string name;           // "cluster_size"
+  std::string values;         // what it takes: "512 to 2M, a power of two", "on|off"
+  std::string default_value;  // what an image gets without the option
+  std::string description;
 };
 
 struct Measurement {
@@ -81,6 +98,8 @@ class FormatDriver {
   virtual std::unique_ptr<BlockDevice> open(const std::string& path, const OpenOptions& options,
                                             ChainState& chain) const = 0;
   virtual void create(const std::string& path, const CreateOptions& options) const = 0;
+  // Every key create() accepts in CreateOptions::options.
+  virtual std::vector<CreateOptionInfo> create_options() const = 0;
   // Space a conversion of `source` (may be null: size only) into this format needs.
   virtual Measurement measure(BlockDevice* source, uint64_t size, const CreateOptions& options) const = 0;
   virtual CheckResult check(const std::string& path, RepairMode repair) const;
@@ -103,10 +122,6 @@ void create_image(const std::string& path, const CreateOptions& options);
 // The backing path as the host must open it: relative paths are relative to the
 // directory of the image that records them (like qemu).
 std::string resolve_backing_path(const std::string& image_path, const std::string& backing);
-
-// Takes the image file's lock: exclusive for writers; readers only check that no
-// writer holds it (unless force_share). Throws a busy error on conflict.
-void lock_image_file(const File& file, const OpenOptions& options);
 
 // Parses "a=1,b=x" into a map (later keys win). Throws usage error on bad syntax.
 std::map<std::string, std::string> parse_option_list(const std::string& text);

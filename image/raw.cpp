@@ -106,6 +106,11 @@ class RawDriver final : public FormatDriver {
     return std::make_unique<RawDevice>(std::move(file));
   }
 
+  std::vector<CreateOptionInfo> create_options() const override {
+    return {{"preallocation", "off|falloc|full", "off",
+             "off: a sparse file; falloc and full: the space reserved on disk"}};
+  }
+
   void create(const std::string& path, const CreateOptions& options) const override {
     if (!options.backing_file.empty()) fail(ErrorCategory::usage, "raw images cannot have a backing file");
     std::string prealloc = "off";

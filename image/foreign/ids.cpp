@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/hex.h"
 
 namespace arche::image::foreign {
 
@@ -34,14 +35,9 @@ bool is_null(const Id128& id) {
 }
 
 std::string uuid_string(const Id128& id) {
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < id.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
-    s += hex[id[i] >> 4];
-    s += hex[id[i] & 15];
-  }
-  return s;
+  std::string hex = to_hex(id);
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
+         hex.substr(20);
 }
 
 Id128 swap_guid_order(const Id128& id) {
@@ -58,19 +54,16 @@ std::string guid_string(const Id128& guid) { return uuid_string(swap_guid_order(
 bool parse_guid(std::string_view text, Id128& out) {
   if (text.size() == 38 && text.front() == '{' && text.back() == '}') text = text.substr(1, 36);
   if (text.size() != 36) return false;
-  Id128 rfc{};
-  size_t k = 0;
+  std::string digits;
   for (size_t i = 0; i < text.size(); ++i) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
       if (text[i] != '-') return false;
-      continue;
+    } else {
+      digits += text[i];
     }
-    char c = text[i];
-    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-    if (v < 0) return false;
-    rfc[k / 2] = static_cast<uint8_t>(rfc[k / 2] | (k % 2 ? v : v << 4));
-    ++k;
   }
+  Id128 rfc{};
+  if (!from_hex(digits, rfc)) return false;
   out = swap_guid_order(rfc);
   return true;
 }

@@ -29,6 +29,8 @@ class MirrorDriver final : public FormatDriver {
     fail(ErrorCategory::usage, "mirrors are made with: arche raid create A B --size SIZE");
   }
 
+  std::vector<CreateOptionInfo> create_options() const override { return {}; }  // made by `raid create`
+
   Measurement measure(BlockDevice*, uint64_t, const CreateOptions&) const override {
     fail(ErrorCategory::usage, "mirrors are made with arche raid create, not converted into");
   }

@@ -1,17 +1,12 @@
 #include "image/mirror/status.h"
 
-#include <ctime>
+#include "core/json.h"
 
 namespace arche::image::mirror {
 
 std::string rfc3339(int64_t time_ns) {
-  if (time_ns == 0) return "";
-  std::time_t t = static_cast<std::time_t>(time_ns / 1000000000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  // The one time format of arche's output (core/json.h).
+  return time_ns ? arche::rfc3339(time_ns / 1000000000) : "";
 }
 
 namespace {

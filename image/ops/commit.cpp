@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/progress.h"
 #include "core/units.h"
 #include "image/format.h"
@@ -28,6 +29,7 @@ bool same_file(const std::string& a, const std::string& b) {
 CommitStats commit(const std::string& overlay_path, const CommitOptions& options) {
   OpenOptions read_options;
   read_options.format = options.format;
+  read_options.share_backing = true;  // the base is opened for writing below, by us
   std::unique_ptr<BlockDevice> top = open_image(overlay_path, read_options);
   if (!top->backing()) fail(ErrorCategory::usage, "{} has no backing file to commit into", overlay_path);
 
@@ -64,6 +66,7 @@ CommitStats commit(const std::string& overlay_path, const CommitOptions& options
   Progress progress("commit", total);
   std::vector<uint8_t> buffer(kCopyChunk);
   for (const Extent& e : work) {
+    interrupt::check();
     if (e.kind == ExtentKind::zero) {
       target->write_zeroes(e.offset, e.length, true);
       stats.bytes_zeroed += e.length;
@@ -71,6 +74,7 @@ CommitStats commit(const std::string& overlay_path, const CommitOptions& options
       continue;
     }
     for (uint64_t pos = e.offset; pos < e.offset + e.length;) {
+      interrupt::check();
       uint64_t n = std::min<uint64_t>(kCopyChunk, e.offset + e.length - pos);
       // Reads of these ranges are served above the base, never by the base itself.
       top->read(pos, std::span(buffer.data(), n));

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/bytes.h"
+#include "core/interrupt.h"
 #include "core/progress.h"
 #include "core/units.h"
 #include "image/format.h"
@@ -41,6 +42,7 @@ CompareResult compare(const std::string& path_a, const std::string& path_b, cons
   Progress progress("compare", std::max(a->size(), b->size()));
   std::vector<uint8_t> buf_a(kWindow), buf_b(kWindow);
   for (uint64_t pos = 0; pos < common; pos += kWindow) {
+    interrupt::check();
     uint64_t n = std::min(kWindow, common - pos);
     progress.add(n);
     if (a->known_zero(pos, n) && b->known_zero(pos, n)) continue;
@@ -54,6 +56,7 @@ CompareResult compare(const std::string& path_a, const std::string& path_b, cons
   // The longer image must read as zeros beyond the shorter one.
   BlockDevice* longer = a->size() > b->size() ? a.get() : b.get();
   for (uint64_t pos = common; pos < longer->size(); pos += kWindow) {
+    interrupt::check();
     uint64_t n = std::min(kWindow, longer->size() - pos);
     progress.add(n);
     if (longer->known_zero(pos, n)) continue;

@@ -14,6 +14,7 @@
 #include "core/bytes.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/interrupt.h"
 #include "core/mmap.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
@@ -73,6 +74,7 @@ std::vector<Window> plan_windows(BlockDevice& source, uint64_t window, SourceMap
   *data_bytes = 0;
   for (const Extent& e : source.map()) {
     if (e.kind != ExtentKind::data) continue;
+    interrupt::check();
     *data_bytes += e.length;
     const uint8_t* mapped = mappings ? mappings->find(e) : nullptr;
     for (uint64_t pos = e.offset; pos < e.offset + e.length;) {
@@ -196,6 +198,7 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
 
   ThreadPool pool(options.threads ? options.threads : ThreadPool::default_threads());
   parallel_for(pool, windows.size(), [&](size_t i) {
+    interrupt::check();  // on a signal no new window starts; parallel_for rethrows
     const Window& w = windows[i];
     TurnRelease release{turns, i};
     // Either the window's data straight from a mapping, or read into a buffer.
@@ -248,6 +251,7 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
     uint64_t pos = 0;
     for (const Window& w : windows)
       for (const Piece& p : w.data) {
+        interrupt::check();
         if (p.offset > pos) target->write_zeroes(pos, p.offset - pos, true);
         pos = p.offset + p.length;
       }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/progress.h"
 #include "core/units.h"
 #include "image/format.h"
@@ -77,6 +78,7 @@ RebaseStats rebase(const std::string& overlay_path, const RebaseOptions& options
     std::vector<uint8_t> old_data(chunk), new_data(chunk);
     Progress progress("rebase", size);
     for (uint64_t pos = 0; pos < size;) {
+      interrupt::check();  // the backing file is switched only after the loop
       LayerStatus st = overlay->layer_status(pos, size - pos);
       if (st.kind != ExtentKind::unallocated) {
         progress.add(st.length);

@@ -6,21 +6,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/hex.h"
 #include "core/units.h"
 
 namespace arche::image::ova {
 
 namespace {
-
-std::string to_hex(const unsigned char* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 15];
-  }
-  return out;
-}
 
 // Feeds bytes to SHA-256 or SHA-512 (libsodium) and returns the hex digest.
 class Hasher {
@@ -38,10 +29,10 @@ class Hasher {
     unsigned char out[crypto_hash_sha512_BYTES];
     if (sha512_) {
       crypto_hash_sha512_final(&s512_, out);
-      return to_hex(out, crypto_hash_sha512_BYTES);
+      return to_hex(std::span(out, crypto_hash_sha512_BYTES));
     }
     crypto_hash_sha256_final(&s256_, out);
-    return to_hex(out, crypto_hash_sha256_BYTES);
+    return to_hex(std::span(out, crypto_hash_sha256_BYTES));
   }
 
  private:

@@ -15,6 +15,7 @@
 #include "core/bytes.h"
 #include "core/endian.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/units.h"
 #include "image/qcow2/qcow2_driver.h"
 #include "image/qcow2/qcow2_format.h"
@@ -103,6 +104,7 @@ class Checker {
 void Checker::load_header() {
   file_size_ = f_.size();
   h_ = read_header(f_);
+  refuse_encrypted(h_, f_.path());
   cs_ = h_.cluster_size();
 }
 
@@ -188,6 +190,7 @@ void Checker::collect_l1(uint64_t l1_offset, uint64_t l1_size, bool active) {
 
 void Checker::count_l2_tables() {
   for (const auto& [offset, use] : l2_uses_) {
+    interrupt::check();  // analysis only reads: stopping here changes nothing
     count(offset, cs_, "L2 table", use.total);
     count_l2(offset, use.total, use.active);
   }
@@ -305,6 +308,7 @@ void Checker::compare_refcounts() {
   // are all zero and describe only unreferenced clusters.
   for (uint64_t ti = 0; ti < rc_table_.size(); ++ti) {
     if (rc_table_[ti] == 0) continue;
+    interrupt::check();
     const uint64_t first = ti * per_block;
     std::vector<uint8_t> block = read_table(rc_table_[ti]);
     if (first >= refs_.size() && all_zero(block)) continue;

@@ -8,6 +8,7 @@
 #include "core/units.h"
 #include "image/qcow2/qcow2_compress.h"
 #include "image/qcow2/qcow2_driver.h"
+#include "image/qcow2/qcow2_info.h"
 
 namespace arche::image::qcow2 {
 
@@ -45,6 +46,7 @@ std::unique_ptr<Qcow2Device> Qcow2Device::open(const std::string& path, const Op
   File file = File::open(path, options.writable ? OpenMode::read_write : OpenMode::read_only);
   lock_image_file(file, options);
   Header header = read_header(file);
+  refuse_encrypted(header, path);
 
   if (options.writable && (header.incompatible_features & kIncompatCorrupt))
     fail(ErrorCategory::corrupt, "{}: image is marked corrupt; repair it with: arche image check -r all {}", path, path);
@@ -128,33 +130,33 @@ Qcow2Device::ClusterType Qcow2Device::classify(uint64_t entry, uint64_t guest_of
   return ClusterType::normal;
 }
 
-TableRef Qcow2Device::l2_table(uint64_t l1_index) {
-  uint64_t l1e = l1_[l1_index];
+TableRef Qcow2Device::l2_table(uint64_t slot) {
+  uint64_t l1e = l1_[slot];
   if (l1e & kL1ReservedMask)
-    fail(ErrorCategory::corrupt, "{}: qcow2 L1 entry {} (0x{:016x}) has reserved bits set", filename(), l1_index, l1e);
+    fail(ErrorCategory::corrupt, "{}: qcow2 L1 entry {} (0x{:016x}) has reserved bits set", filename(), slot, l1e);
   uint64_t offset = l1e & kOffsetMask;
   if (offset == 0) return nullptr;
   if (offset < cluster_size_)
-    fail(ErrorCategory::corrupt, "{}: qcow2 L1 entry {} points into the image header", filename(), l1_index);
+    fail(ErrorCategory::corrupt, "{}: qcow2 L1 entry {} points into the image header", filename(), slot);
   return l2_cache_.get(offset);
 }
 
 Qcow2Device::Run Qcow2Device::lookup(uint64_t offset, uint64_t max_length) {
-  const uint64_t l1_index = offset >> (cluster_bits_ + l2_bits_);
-  const uint64_t table_end = (l1_index + 1) << (cluster_bits_ + l2_bits_);
+  const uint64_t slot = l1_index(offset);
+  const uint64_t table_end = (slot + 1) * l2_span();
   const uint64_t limit = std::min(max_length, table_end - offset);
-  if (l1_index >= l1_.size()) return {ClusterType::unallocated, limit, 0, 0};
-  TableRef t = l2_table(l1_index);
+  if (slot >= l1_.size()) return {ClusterType::unallocated, limit, 0, 0};
+  TableRef t = l2_table(slot);
   if (!t) return {ClusterType::unallocated, limit, 0, 0};
 
-  const uint64_t index = (offset >> cluster_bits_) & ((1ull << l2_bits_) - 1);
+  const uint64_t index = l2_index(offset);
   const uint64_t entry = t->be64(index);
   const ClusterType type = classify(entry, offset);
   const uint64_t in_cluster = offset & (cluster_size_ - 1);
   uint64_t length = cluster_size_ - in_cluster;
   if (type != ClusterType::compressed) {
     const uint64_t host = entry & kOffsetMask;
-    for (uint64_t i = index + 1; length < limit && i < (1ull << l2_bits_); ++i) {
+    for (uint64_t i = index + 1; length < limit && i < l2_entries(); ++i) {
       uint64_t e = t->be64(i);
       if (classify(e, offset + length) != type) break;
       if (type == ClusterType::normal && (e & kOffsetMask) != host + (i - index) * cluster_size_) break;
@@ -167,11 +169,11 @@ Qcow2Device::Run Qcow2Device::lookup(uint64_t offset, uint64_t max_length) {
 
 bool Qcow2Device::writable_in_place(uint64_t offset, uint64_t length) {
   for (uint64_t pos = align_down(offset, cluster_size_); pos < offset + length; pos += cluster_size_) {
-    uint64_t l1_index = pos >> (cluster_bits_ + l2_bits_);
-    if (l1_index >= l1_.size() || !(l1_[l1_index] & kOflagCopied)) return false;
-    TableRef t = l2_table(l1_index);
+    uint64_t slot = l1_index(pos);
+    if (slot >= l1_.size() || !(l1_[slot] & kOflagCopied)) return false;
+    TableRef t = l2_table(slot);
     if (!t) return false;
-    uint64_t e = t->be64((pos >> cluster_bits_) & ((1ull << l2_bits_) - 1));
+    uint64_t e = t->be64(l2_index(pos));
     if (classify(e, pos) != ClusterType::normal || !(e & kOflagCopied)) return false;
   }
   return true;
@@ -292,23 +294,23 @@ void Qcow2Device::release_entry(uint64_t entry) {
   }
 }
 
-// The L2 table for l1_index, owned by this L1 alone: allocated when missing, copied
+// The L2 table for slot, owned by this L1 alone: allocated when missing, copied
 // when shared with an internal snapshot.
-TableRef Qcow2Device::l2_table_for_write(uint64_t l1_index) {
-  const uint64_t l1e = l1_[l1_index];
-  TableRef old = l2_table(l1_index);
+TableRef Qcow2Device::l2_table_for_write(uint64_t slot) {
+  const uint64_t l1e = l1_[slot];
+  TableRef old = l2_table(slot);
   if (old && (l1e & kOflagCopied)) return old;
   const uint64_t fresh = refcounts_->allocate(1);
   TableRef t = l2_cache_.create(fresh);
   if (old) {
     // The entries stay shared with the snapshot: none is exclusively owned now.
     t->bytes = old->bytes;
-    for (uint64_t i = 0; i < (1ull << l2_bits_); ++i) t->set_be64(i, t->be64(i) & ~kOflagCopied);
+    for (uint64_t i = 0; i < l2_entries(); ++i) t->set_be64(i, t->be64(i) & ~kOflagCopied);
     refcounts_->free_later(old->offset >> cluster_bits_, 1);
   }
-  l1_[l1_index] = fresh | kOflagCopied;
-  l1_dirty_begin_ = std::min(l1_dirty_begin_, l1_index);
-  l1_dirty_end_ = std::max(l1_dirty_end_, l1_index + 1);
+  l1_[slot] = fresh | kOflagCopied;
+  l1_dirty_begin_ = std::min(l1_dirty_begin_, slot);
+  l1_dirty_end_ = std::max(l1_dirty_end_, slot + 1);
   return t;
 }
 
@@ -372,14 +374,13 @@ void Qcow2Device::write_new_clusters(TableRef& l2, uint64_t first_index, uint64_
 
 void Qcow2Device::write_locked(uint64_t offset, std::span<const uint8_t> data) {
   const uint64_t end = offset + data.size();
-  const uint64_t entries = 1ull << l2_bits_;
   uint64_t pos = offset;
   while (pos < end) {
-    const uint64_t l1_index = pos >> (cluster_bits_ + l2_bits_);
-    const uint64_t segment_end = std::min(end, (l1_index + 1) << (cluster_bits_ + l2_bits_));
-    TableRef l2 = l2_table_for_write(l1_index);
+    const uint64_t slot = l1_index(pos);
+    const uint64_t segment_end = std::min(end, (slot + 1) * l2_span());
+    TableRef l2 = l2_table_for_write(slot);
     while (pos < segment_end) {
-      const uint64_t index = (pos >> cluster_bits_) & (entries - 1);
+      const uint64_t index = l2_index(pos);
       const uint64_t entry = l2->be64(index);
       const ClusterType type = classify(entry, pos);
       const uint64_t cluster_end = std::min(segment_end, align_down(pos, cluster_size_) + cluster_size_);
@@ -435,11 +436,10 @@ void Qcow2Device::write(uint64_t offset, std::span<const uint8_t> data) {
 void Qcow2Device::zero_clusters_locked(uint64_t offset, uint64_t length, bool may_unmap, bool discard) {
   const bool has_backing = !header_.backing_file.empty();
   const bool v3 = header_.version >= 3;
-  const uint64_t entries = 1ull << l2_bits_;
   for (uint64_t pos = offset; pos < offset + length;) {
-    const uint64_t l1_index = pos >> (cluster_bits_ + l2_bits_);
-    const uint64_t segment_end = std::min(offset + length, (l1_index + 1) << (cluster_bits_ + l2_bits_));
-    if (!has_backing && l2_table(l1_index) == nullptr) {  // nothing there, and nothing below
+    const uint64_t slot = l1_index(pos);
+    const uint64_t segment_end = std::min(offset + length, (slot + 1) * l2_span());
+    if (!has_backing && l2_table(slot) == nullptr) {  // nothing there, and nothing below
       pos = segment_end;
       continue;
     }
@@ -450,9 +450,9 @@ void Qcow2Device::zero_clusters_locked(uint64_t offset, uint64_t length, bool ma
                                     std::min<uint64_t>(cluster_size_, header_.size - pos)));
       continue;
     }
-    TableRef l2 = l2_table_for_write(l1_index);
+    TableRef l2 = l2_table_for_write(slot);
     for (; pos < segment_end; pos += cluster_size_) {
-      const uint64_t index = (pos >> cluster_bits_) & (entries - 1);
+      const uint64_t index = l2_index(pos);
       const uint64_t old = l2->be64(index);
       const ClusterType type = classify(old, pos);
       uint64_t fresh;
@@ -487,9 +487,9 @@ void Qcow2Device::write_zeroes(uint64_t offset, uint64_t length, bool may_unmap)
   const uint64_t full_end = end == header_.size ? align_up(end, cluster_size_) : align_down(end, cluster_size_);
   auto zero_partial = [&](uint64_t from, uint64_t to) {
     if (from >= to) return;
-    uint64_t l1_index = from >> (cluster_bits_ + l2_bits_);
-    TableRef t = l1_index < l1_.size() ? l2_table(l1_index) : nullptr;
-    uint64_t entry = t ? t->be64((from >> cluster_bits_) & ((1ull << l2_bits_) - 1)) : 0;
+    uint64_t slot = l1_index(from);
+    TableRef t = slot < l1_.size() ? l2_table(slot) : nullptr;
+    uint64_t entry = t ? t->be64(l2_index(from)) : 0;
     if (reads_as_zero(entry, from)) return;
     write_locked(from, std::span(zero_cluster_buffer(cluster_size_).data(), to - from));
   };
@@ -536,8 +536,8 @@ void Qcow2Device::write_compressed(uint64_t offset, std::span<const uint8_t> blo
     writeback_if_full();
     return;
   }
-  const uint64_t l1_index = offset >> (cluster_bits_ + l2_bits_);
-  TableRef l2 = l2_table_for_write(l1_index);
+  const uint64_t slot = l1_index(offset);
+  TableRef l2 = l2_table_for_write(slot);
 
   // Pack compressed clusters back to back; continue into following clusters when
   // they are free, otherwise start a new cluster.
@@ -555,7 +555,7 @@ void Qcow2Device::write_compressed(uint64_t offset, std::span<const uint8_t> blo
   compressed_cursor_ = (at + packed.size()) % cluster_size_ ? at + packed.size() : 0;
   file_.write_all(at, packed);
 
-  const uint64_t index = (offset >> cluster_bits_) & ((1ull << l2_bits_) - 1);
+  const uint64_t index = l2_index(offset);
   uint64_t old = l2->be64(index);
   set_l2_entry(l2, index, encode_compressed(at, packed.size(), cluster_bits_));
   release_entry(old);
@@ -669,36 +669,36 @@ void Qcow2Device::resize(uint64_t new_size) {
     // Bytes past the old end in its last cluster may hold data from before a shrink.
     uint64_t tail_end = std::min(new_size, align_up(old_size, cluster_size_));
     if (tail_end > old_size) {
-      uint64_t l1_index = old_size >> (cluster_bits_ + l2_bits_);
-      TableRef t = l2_table(l1_index);
-      uint64_t entry = t ? t->be64((old_size >> cluster_bits_) & ((1ull << l2_bits_) - 1)) : 0;
+      uint64_t slot = l1_index(old_size);
+      TableRef t = l2_table(slot);
+      uint64_t entry = t ? t->be64(l2_index(old_size)) : 0;
       if (!reads_as_zero(entry, old_size))
         write_locked(old_size, std::span(zero_cluster_buffer(cluster_size_).data(), tail_end - old_size));
     }
   } else {
     // Drop every cluster that lies wholly beyond the new end.
     const uint64_t first = align_up(new_size, cluster_size_);
-    const uint64_t per_table = 1ull << (cluster_bits_ + l2_bits_);
+    const uint64_t per_table = l2_span();
     for (uint64_t pos = first; pos < align_up(old_size, cluster_size_);) {
-      uint64_t l1_index = pos >> (cluster_bits_ + l2_bits_);
-      uint64_t segment_end = std::min(align_up(old_size, cluster_size_), (l1_index + 1) * per_table);
-      TableRef t = l2_table(l1_index);
+      uint64_t slot = l1_index(pos);
+      uint64_t segment_end = std::min(align_up(old_size, cluster_size_), (slot + 1) * per_table);
+      TableRef t = l2_table(slot);
       if (!t) {
         pos = segment_end;
         continue;
       }
       if (pos % per_table == 0) {  // the whole table goes: release it and all it holds
-        for (uint64_t i = 0; i < (1ull << l2_bits_); ++i) release_entry(t->be64(i));
+        for (uint64_t i = 0; i < l2_entries(); ++i) release_entry(t->be64(i));
         refcounts_->free_later(t->offset >> cluster_bits_, 1);
-        l1_[l1_index] = 0;
-        l1_dirty_begin_ = std::min(l1_dirty_begin_, l1_index);
-        l1_dirty_end_ = std::max(l1_dirty_end_, l1_index + 1);
+        l1_[slot] = 0;
+        l1_dirty_begin_ = std::min(l1_dirty_begin_, slot);
+        l1_dirty_end_ = std::max(l1_dirty_end_, slot + 1);
         pos = segment_end;
         continue;
       }
-      TableRef l2 = l2_table_for_write(l1_index);
+      TableRef l2 = l2_table_for_write(slot);
       for (; pos < segment_end; pos += cluster_size_) {
-        uint64_t index = (pos >> cluster_bits_) & ((1ull << l2_bits_) - 1);
+        uint64_t index = l2_index(pos);
         uint64_t old = l2->be64(index);
         if (old == 0) continue;
         set_l2_entry(l2, index, 0);
@@ -733,7 +733,7 @@ void Qcow2Device::make_empty() {
   for (uint64_t i = 0; i < l1_.size(); ++i) {
     TableRef t = l2_table(i);
     if (!t) continue;
-    for (uint64_t k = 0; k < (1ull << l2_bits_); ++k) release_entry(t->be64(k));
+    for (uint64_t k = 0; k < l2_entries(); ++k) release_entry(t->be64(k));
     refcounts_->free_later(t->offset >> cluster_bits_, 1);
     l1_[i] = 0;
     l1_dirty_begin_ = std::min(l1_dirty_begin_, i);
@@ -749,38 +749,7 @@ void Qcow2Device::make_empty() {
 
 ImageInfo Qcow2Device::info() const {
   std::shared_lock lock(lock_);
-  ImageInfo i;
-  i.filename = filename();
-  i.format = "qcow2";
-  i.virtual_size = header_.size;
-  i.actual_size = file_.allocated_bytes();
-  i.cluster_size = cluster_size_;
-  if (!header_.backing_file.empty()) {
-    i.backing_file = header_.backing_file;
-    i.backing_format = header_.backing_format;
-    i.full_backing_file = backing_path_;
-  }
-  i.dirty = header_.incompatible_features & kIncompatDirty;
-  i.format_specific = Json{
-      {"compat", header_.version == 2 ? "0.10" : "1.1"},
-      {"compression-type", header_.compression_type == CompressionType::zstd ? "zstd" : "zlib"},
-      {"lazy-refcounts", static_cast<bool>(header_.compatible_features & kCompatLazyRefcounts)},
-      {"refcount-bits", header_.refcount_bits()},
-      {"corrupt", static_cast<bool>(header_.incompatible_features & kIncompatCorrupt)},
-      {"extended-l2", false},
-  };
-  if (header_.bitmaps) i.format_specific["bitmaps"] = header_.bitmaps->nb_bitmaps;
-  for (const Snapshot& s : snapshots_) {
-    Json j{{"id", s.id},
-           {"name", s.name},
-           {"vm-state-size", s.vm_state_size},
-           {"date-sec", s.date_sec},
-           {"date-nsec", s.date_nsec},
-           {"vm-clock-nsec", s.vm_clock_nsec}};
-    if (s.disk_size) j["disk-size"] = *s.disk_size;
-    i.snapshots.push_back(std::move(j));
-  }
-  return i;
+  return describe_image(file_, header_, snapshots_, backing_path_);
 }
 
 }  // namespace arche::image::qcow2

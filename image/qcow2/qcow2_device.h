@@ -73,8 +73,8 @@ class Qcow2Device final : public BlockDevice {
 
   ClusterType classify(uint64_t entry, uint64_t guest_offset) const;
   Run lookup(uint64_t offset, uint64_t max_length);
-  TableRef l2_table(uint64_t l1_index);
-  TableRef l2_table_for_write(uint64_t l1_index);
+  TableRef l2_table(uint64_t slot);
+  TableRef l2_table_for_write(uint64_t slot);
   bool writable_in_place(uint64_t offset, uint64_t length);
 
   void read_compressed(uint64_t entry, std::span<uint8_t> cluster);
@@ -95,6 +95,13 @@ class Qcow2Device final : public BlockDevice {
   void writeback_if_full();
   void grow_l1(uint64_t entries);
   void require_writable(const char* op) const;
+
+  // Where the L2 entry of a guest offset lives: its slot in the L1 table, and its
+  // index in that slot's L2 table. One L2 table maps l2_span() guest bytes.
+  uint64_t l1_index(uint64_t guest_offset) const { return guest_offset >> (cluster_bits_ + l2_bits_); }
+  uint64_t l2_index(uint64_t guest_offset) const { return (guest_offset >> cluster_bits_) & (l2_entries() - 1); }
+  uint64_t l2_entries() const { return uint64_t{1} << l2_bits_; }
+  uint64_t l2_span() const { return uint64_t{1} << (cluster_bits_ + l2_bits_); }
 
   File file_;
   Header header_;

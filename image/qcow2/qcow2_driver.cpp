@@ -2,9 +2,11 @@
 
 #include "core/endian.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/units.h"
 #include "image/qcow2/qcow2_device.h"
 #include "image/qcow2/qcow2_format.h"
+#include "image/qcow2/qcow2_info.h"
 
 namespace arche::image {
 
@@ -24,11 +26,22 @@ class Qcow2Driver final : public FormatDriver {
 
   std::unique_ptr<BlockDevice> open(const std::string& path, const OpenOptions& options,
                                     ChainState& chain) const override {
+    if (options.info_only)
+      if (auto encrypted = qcow2::open_encrypted_for_info(path, options)) return encrypted;
     return qcow2::Qcow2Device::open(path, options, chain);
   }
 
   void create(const std::string& path, const CreateOptions& options) const override {
     qcow2::create(path, options);
+  }
+
+  std::vector<CreateOptionInfo> create_options() const override {
+    return {{"cluster_size", "512 to 2M, a power of two", "64K", "allocation unit of the image"},
+            {"compat", "0.10|1.1", "1.1", "qcow2 version 2 (0.10) or 3 (1.1)"},
+            {"compression_type", "zlib|zstd", "zlib", "how compressed clusters (convert -c) are stored; zstd needs compat=1.1"},
+            {"lazy_refcounts", "on|off", "off", "update refcounts lazily (faster writes; repaired after a crash)"},
+            {"refcount_bits", "1|2|4|8|16|32|64", "16", "width of a reference count"},
+            {"preallocation", "off", "off", "no preallocation (the only mode arche creates)"}};
   }
 
   // Clusters a qcow2 image needs for `data_clusters` data clusters spread over
@@ -72,6 +85,7 @@ class Qcow2Driver final : public FormatDriver {
       uint64_t last_cluster = UINT64_MAX, last_table = UINT64_MAX;
       for (const Extent& e : source->map()) {
         if (e.kind != ExtentKind::data) continue;
+        interrupt::check();
         for (uint64_t c = e.offset / cs; c <= (e.offset + e.length - 1) / cs; ++c) {
           if (c != last_cluster) ++data_clusters;
           last_cluster = c;

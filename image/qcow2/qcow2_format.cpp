@@ -41,6 +41,11 @@ void parse_extensions(ByteReader& r, size_t end, Header& h, const std::string& n
           h.feature_names.push_back({data[off], data[off + 1], std::string(text, strnlen(text, 46))});
         }
         break;
+      case kExtEncryption:
+        if (data.size() < 16) fail(ErrorCategory::format, "{}: qcow2 encryption header extension is too short", name);
+        h.encryption = EncryptionExtension{load_be64(data.data()), load_be64(data.data() + 8)};
+        h.other_extensions.push_back({type, std::vector<uint8_t>(data.begin(), data.end())});
+        break;
       case kExtDataFile:
         h.data_file = std::string(reinterpret_cast<const char*>(data.data()), data.size());
         break;
@@ -157,9 +162,10 @@ Header parse_header(std::span<const uint8_t> buf, uint64_t file_size, const std:
   bool compression_bit = h.incompatible_features & kIncompatCompression;
   if (compression_bit != (h.compression_type != CompressionType::zlib))
     fail(ErrorCategory::format, "{}: qcow2 compression type field and feature bit disagree", name);
-  if (h.crypt_method != 0)
-    fail(ErrorCategory::unsupported, "{}: encrypted qcow2 images (method {}) are not supported", name,
-         h.crypt_method);
+  if (h.crypt_method > kCryptLuks)
+    fail(ErrorCategory::unsupported, "{}: qcow2 encryption method {} is unknown", name, h.crypt_method);
+  if (h.crypt_method == kCryptLuks && !h.encryption)
+    fail(ErrorCategory::format, "{}: LUKS-encrypted qcow2 image without its encryption header extension", name);
   if (h.refcount_order > 6)
     fail(ErrorCategory::format, "{}: qcow2 refcount_order {} is invalid (at most 6)", name, h.refcount_order);
 
@@ -263,6 +269,13 @@ std::vector<uint8_t> encode_header_with(const Header& h, bool feature_table) {
 }
 
 }  // namespace
+
+void refuse_encrypted(const Header& h, const std::string& name) {
+  if (h.crypt_method != kCryptNone)
+    fail(ErrorCategory::unsupported,
+         "{}: encrypted qcow2 images ({}) cannot be read or written by arche; `arche image info` describes them", name,
+         h.crypt_method == kCryptLuks ? "LUKS" : "legacy AES");
+}
 
 std::vector<uint8_t> encode_header(const Header& h) {
   // The feature name table is optional: small clusters leave it out, as QEMU does.

@@ -69,6 +69,18 @@ struct BitmapsExtension {
   uint64_t directory_offset = 0;
 };
 
+// Where an encrypted image keeps its LUKS header (the full disk encryption
+// header pointer extension).
+struct EncryptionExtension {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// crypt_method values.
+inline constexpr uint32_t kCryptNone = 0;
+inline constexpr uint32_t kCryptAes = 1;   // legacy AES-CBC, deprecated by QEMU
+inline constexpr uint32_t kCryptLuks = 2;
+
 struct Header {
   uint32_t version = 3;
   uint64_t backing_file_offset = 0;
@@ -95,6 +107,7 @@ struct Header {
   std::optional<std::string> backing_format;
   std::optional<std::string> data_file;
   std::optional<BitmapsExtension> bitmaps;
+  std::optional<EncryptionExtension> encryption;
   std::vector<FeatureName> feature_names;
   // Extensions arche does not interpret (bitmaps included, as raw bytes), kept when
   // the header is rewritten.
@@ -108,6 +121,10 @@ struct Header {
 // Parses and validates the first cluster of an image. `file_size` bounds every
 // offset the header names. Throws format/unsupported errors with a clear message.
 Header parse_header(std::span<const uint8_t> first_cluster, uint64_t file_size, const std::string& name);
+
+// Encrypted images parse (their header is plain, so `image info` can describe
+// them), but arche reads and writes no data of them: everything else calls this.
+void refuse_encrypted(const Header& header, const std::string& name);
 
 // Encodes header, extensions and backing file name into one cluster-sized buffer.
 // Throws if they do not fit.

@@ -59,6 +59,10 @@ class VdiDriver final : public FormatDriver {
     return VdiDevice::open(path, options);
   }
 
+  std::vector<CreateOptionInfo> create_options() const override {
+    return {{"static", "on|off", "off", "allocate every block at creation (also accepted as subformat=static|dynamic)"}};
+  }
+
   void create(const std::string& path, const CreateOptions& options) const override {
     const bool is_static = parse_static(options);
     Header h = new_header(options.size, is_static);

@@ -6,6 +6,7 @@
 
 #include "core/endian.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/units.h"
 #include "image/format.h"
 #include "image/vhd/vhd_format.h"
@@ -82,6 +83,7 @@ CheckResult check_vhd(const std::string& path, RepairMode repair) {
   file.read_exact(h.table_offset, table);
   std::vector<std::pair<uint64_t, uint64_t>> blocks;  // (host, index)
   for (uint64_t i = 0; i < h.max_table_entries; ++i) {
+    if (i % 4096 == 0) interrupt::check();
     uint32_t e = load_be32(table.data() + i * 4);
     if (e == kUnallocated) continue;
     if (i >= needed) {

@@ -130,6 +130,12 @@ class VhdDriver final : public FormatDriver {
     return VhdDevice::open(path, options, chain);
   }
 
+  std::vector<CreateOptionInfo> create_options() const override {
+    return {{"subformat", "dynamic|fixed", "dynamic", "sparse, or the whole disk allocated (fixed: -f vpc to read it)"},
+            {"force_size", "on|off", "off", "keep the exact size instead of rounding it to a CHS geometry, as Hyper-V does"},
+            {"block_size", "512 to 256M, a power of two", "2M", "allocation unit of a dynamic disk"}};
+  }
+
   void create(const std::string& path, const CreateOptions& options) const override {
     VhdCreateParams p = parse_params(options);
     Footer f = new_footer(p.type);

@@ -91,6 +91,12 @@ class VhdxDriver final : public FormatDriver {
     return VhdxDevice::open(path, options, chain);
   }
 
+  std::vector<CreateOptionInfo> create_options() const override {
+    return {{"subformat", "dynamic|fixed", "dynamic", "sparse, or the whole disk allocated"},
+            {"block_size", "1M to 256M, a power of two", "by size, as qemu: 8M to 64M", "allocation unit"},
+            {"log_size", "1M to 256M, in whole megabytes", "1M", "size of the metadata log"}};
+  }
+
   void create(const std::string& path, const CreateOptions& options) const override {
     VhdxCreateParams params = parse_params(options);
     Metadata m;

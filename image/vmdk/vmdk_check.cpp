@@ -8,6 +8,7 @@
 
 #include "core/endian.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/units.h"
 #include "image/vmdk/vmdk_device.h"
 
@@ -68,6 +69,7 @@ CheckResult check_device(VmdkDevice& dev) {
     uint64_t previous_end = 0;
     std::vector<uint32_t> gt, rgt;
     for (uint64_t i = 0; i < s.gd.size(); ++i) {
+      interrupt::check();
       const uint32_t redundant = s.rgd.empty() ? 0 : s.rgd[i];
       if (s.gd[i] == 0) {
         if (redundant != 0)

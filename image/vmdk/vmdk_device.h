@@ -108,6 +108,7 @@ class VmdkDevice final : public BlockDevice {
   void open_descriptor_file(const OpenOptions& options, std::span<const uint8_t> text);
   void add_sparse_extent(Extent& e, const File& file, SparseHeader header, const std::string& what);
   SparseHeader read_footer(const File& file, const std::string& what) const;
+  static std::vector<uint32_t> read_u32_table(const File& f, uint64_t offset, uint64_t entries);
   void open_parent(const OpenOptions& options, ChainState& chain);
 
   size_t extent_index(uint64_t offset) const;

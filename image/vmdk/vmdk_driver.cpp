@@ -29,6 +29,16 @@ class VmdkDriver final : public FormatDriver {
 
   void create(const std::string& path, const CreateOptions& options) const override { vmdk::create(path, options); }
 
+  std::vector<CreateOptionInfo> create_options() const override {
+    return {{"subformat", "monolithicSparse|streamOptimized", "monolithicSparse",
+             "one sparse file, or a compressed stream for OVA and cloud uploads"},
+            {"adapter_type", "ide|buslogic|lsilogic|legacyESX", "ide", "the controller recorded in the descriptor"},
+            {"hwversion", "a number", "4", "the virtual hardware version recorded in the descriptor"},
+            {"compat6", "on|off", "off", "the same as hwversion=6"},
+            {"zeroed_grain", "on|off", "off", "record zeroed grains in the grain tables (newer VMware)"},
+            {"toolsversion", "a number", "2147483647", "the VMware Tools version recorded (unknown, as qemu writes it)"}};
+  }
+
   Measurement measure(BlockDevice* source, uint64_t size, const CreateOptions& options) const override {
     return vmdk::measure(source, size, options);
   }

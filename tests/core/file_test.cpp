@@ -51,18 +51,21 @@ TEST(File, HolesAreSeenAndPunched) {
   EXPECT_EQ(back, std::vector<uint8_t>(4096, 0));
 }
 
-TEST(File, WriterLockExcludesOtherWritersAndWarnsReaders) {
+TEST(File, ByteLocksAreSeenByOtherOpensNotByTheirOwn) {
   test::TempDir dir;
   test::write_file(dir.file("img"), std::vector<uint8_t>(10, 0));
-  File writer = File::open(dir.file("img"), OpenMode::read_write);
-  ASSERT_TRUE(writer.try_lock_exclusive());
-  File second = File::open(dir.file("img"), OpenMode::read_write);
-  EXPECT_FALSE(second.try_lock_exclusive());
-  File reader = File::open(dir.file("img"), OpenMode::read_only);
-  EXPECT_TRUE(reader.locked_by_writer());
-  writer = File();  // closing releases the lock
-  EXPECT_FALSE(reader.locked_by_writer());
-  EXPECT_TRUE(second.try_lock_exclusive());
+  File first = File::open(dir.file("img"), OpenMode::read_write);
+  File second = File::open(dir.file("img"), OpenMode::read_only);
+  EXPECT_FALSE(second.byte_locked_by_other(101));
+  ASSERT_TRUE(first.lock_byte_shared(101));  // a byte far beyond the end of the file is fine
+  EXPECT_FALSE(first.byte_locked_by_other(101)) << "an open file never conflicts with itself";
+  EXPECT_TRUE(second.byte_locked_by_other(101));
+  EXPECT_FALSE(second.byte_locked_by_other(102));
+  EXPECT_TRUE(second.lock_byte_shared(101)) << "shared locks coexist";
+  first.unlock_byte(101);
+  EXPECT_TRUE(first.byte_locked_by_other(101)) << "the second open still holds its lock";
+  second = File();  // closing drops its locks
+  EXPECT_FALSE(first.byte_locked_by_other(101));
 }
 
 TEST(PendingFile, AppearsOnlyWhenCommitted) {

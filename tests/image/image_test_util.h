@@ -1,6 +1,9 @@
 // Helpers for image tests: qemu-img as the referee, whole-image reads.
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,5 +25,32 @@ std::vector<uint8_t> read_all_qemu(const std::string& path, const std::string& d
 
 // qemu-img check succeeded with neither corruptions nor leaks.
 ::testing::AssertionResult qemu_check_clean(const std::string& path);
+
+// A program running beside the test (qemu-nbd holding an image, an arche convert to
+// interrupt). Its output goes to files in its own temporary directory, so it never
+// blocks on a full pipe; the destructor kills it if it still runs.
+class ChildProcess {
+ public:
+  explicit ChildProcess(const std::vector<std::string>& argv);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void signal(int sig);
+  // Waits for the end: the exit code, or 128 + the signal that ended it.
+  int wait();
+  std::string out() const;
+  std::string err() const;
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  int status_ = -1;
+};
+
+// Calls `done` every 10 ms until it returns true (true) or `seconds` pass (false).
+bool wait_for(const std::function<bool()>& done, double seconds = 60);
 
 }  // namespace arche::test
