@@ -34,7 +34,7 @@ constexpr uint64_t kSize = 8 << 20, kRegion = 256 << 10, kBlock = 4096, kSector 
 constexpr uint64_t kRegions = kSize / kRegion, kSectors = kSize / kSector;
 constexpr int kRounds = 18;
 
-const mir::Geometry &geometry() {
+const mir::Geometry& geometry() {
   static const mir::Geometry g{kSize, kBlock, kRegion, ChecksumKind::xxh3};
   return g;
 }
@@ -42,7 +42,7 @@ const mir::Geometry &geometry() {
 // Every sector a test write puts down holds (write id, sector number) 32 times
 // over, so each sector says which write it came from. Ids grow from round to
 // round.
-void stamp(uint8_t *sector, uint64_t id, uint64_t s) {
+void stamp(uint8_t* sector, uint64_t id, uint64_t s) {
   for (uint64_t at = 0; at < kSector; at += 16) {
     store_le64(sector + at, id);
     store_le64(sector + at + 8, s);
@@ -51,7 +51,7 @@ void stamp(uint8_t *sector, uint64_t id, uint64_t s) {
 
 // The id of the write a sector holds: 0 for a sector never written (zeros), -1
 // for anything that is not one whole stamp.
-int64_t stamp_id(const uint8_t *sector, uint64_t s) {
+int64_t stamp_id(const uint8_t* sector, uint64_t s) {
   if (std::all_of(sector, sector + kSector, [](uint8_t v) { return v == 0; })) return 0;
   const uint64_t id = load_le64(sector);
   for (uint64_t at = 0; at < kSector; at += 16)
@@ -63,14 +63,14 @@ int64_t stamp_id(const uint8_t *sector, uint64_t s) {
 // PowerLoss mutex): per sector, the newest write a completed flush covered.
 struct Durable {
   std::vector<uint64_t> id = std::vector<uint64_t>(kSectors, 0);
-  static Durable load(const std::string &path) {
+  static Durable load(const std::string& path) {
     Durable d;
     std::vector<uint8_t> raw(kSectors * 8);
     File::open(path, OpenMode::read_only).read_exact(0, raw);
     for (uint64_t s = 0; s < kSectors; ++s) d.id[s] = load_le64(raw.data() + s * 8);
     return d;
   }
-  void save(const std::string &path) const {
+  void save(const std::string& path) const {
     std::vector<uint8_t> raw(kSectors * 8);
     for (uint64_t s = 0; s < kSectors; ++s) store_le64(raw.data() + s * 8, id[s]);
     File::open(path, OpenMode::read_write).write_all(0, raw);
@@ -82,7 +82,7 @@ struct Durable {
 // the power goes at write-or-flush number `crash_at`. Writer t owns half the
 // disk, so writes to one sector never race and "completed" has one order. Never
 // returns.
-[[noreturn]] void run_until_power_loss(const std::vector<std::string> &legs, const std::string &model, int round,
+[[noreturn]] void run_until_power_loss(const std::vector<std::string>& legs, const std::string& model, int round,
                                        uint64_t crash_at, uint64_t seed) {
   try {
     auto power = std::make_shared<VolatileCacheDevice::PowerLoss>(crash_at, seed);
@@ -111,7 +111,7 @@ struct Durable {
           std::lock_guard lock(completed_mutex);
           for (uint64_t i = 0; i < sectors; ++i) completed.id[s0 + i] = id;
         }
-      } catch (const std::exception &e) {
+      } catch (const std::exception& e) {
         fprintf(stderr, "round %d, writer %d: %s\n", round, t, e.what());
         _exit(3);
       }
@@ -129,7 +129,7 @@ struct Durable {
       std::lock_guard lock(power->mutex);
       covered.save(model);
     }
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     fprintf(stderr, "round %d: %s\n", round, e.what());
     _exit(3);
   }
@@ -142,10 +142,10 @@ struct OnDisk {
 
 // Reads the legs' files as bytes, with the format's own decoders only, and
 // checks that no clean region differs between the legs or from its checksums.
-OnDisk check_clean_regions(const std::vector<std::string> &legs, const std::string &context) {
+OnDisk check_clean_regions(const std::vector<std::string>& legs, const std::string& context) {
   OnDisk out;
   std::vector<std::vector<uint8_t>> data, tables;
-  for (const std::string &leg : legs) {
+  for (const std::string& leg : legs) {
     File f = File::open(leg, OpenMode::read_only);
     const mir::LegLayout lay = mir::layout_for(geometry(), f.size());
     std::vector<uint8_t> area(mir::kSuperblockArea);
@@ -153,7 +153,7 @@ OnDisk check_clean_regions(const std::vector<std::string> &legs, const std::stri
     std::optional<mir::Superblock> sb;
     for (int copy = 0; copy < 2 && !sb; ++copy) try {
         sb = mir::decode_superblock(std::span(area).subspan(copy * mir::kSuperblockSlot, mir::kSuperblockSlot), leg);
-      } catch (const Error &) {
+      } catch (const Error&) {
       }
     EXPECT_TRUE(sb) << context << ": " << leg << " has no valid superblock copy";
     if (!sb) return out;
@@ -198,11 +198,11 @@ OnDisk check_clean_regions(const std::vector<std::string> &legs, const std::stri
 
 // Opens the array as a user would (no cache in between: the resync runs), and
 // checks what it did and what every sector holds.
-void resync_and_verify(const std::vector<std::string> &legs, const OnDisk &found, const Durable &durable,
-                       const std::string &context) {
+void resync_and_verify(const std::vector<std::string>& legs, const OnDisk& found, const Durable& durable,
+                       const std::string& context) {
   auto dev = open_test_mirror(legs);
   auto st = dev->status();
-  for (const auto &l : st.legs) EXPECT_EQ(l.state, mir::LegState::active) << context << ": " << l.path << " " << l.note;
+  for (const auto& l : st.legs) EXPECT_EQ(l.state, mir::LegState::active) << context << ": " << l.path << " " << l.note;
   EXPECT_EQ(st.dirty_regions, 0u) << context;
   if (found.dirty_count) {
     EXPECT_EQ(st.last_resync.regions, found.dirty_count) << context << ": the resync covers exactly the dirty regions";

@@ -104,7 +104,6 @@ std::function<std::unique_ptr<image::BlockDevice>(std::unique_ptr<image::BlockDe
   };
 }
 
-
 VolatileCacheDevice::VolatileCacheDevice(std::unique_ptr<image::BlockDevice> inner, std::shared_ptr<PowerLoss> power)
     : inner_(std::move(inner)), power_(std::move(power)) {
   std::lock_guard lock(power_->mutex);

@@ -25,9 +25,8 @@ MirrorOptions rw_options();
 
 // Creates a mirror of `size` bytes over new raw files `legs`, returns it open.
 std::unique_ptr<MirrorDevice> create_test_mirror(const std::vector<std::string>& legs, uint64_t size,
-                                                 ChecksumKind checksum = ChecksumKind::xxh3,
-                                                 uint64_t region = 1 << 20, uint64_t block = 4096,
-                                                 MirrorOptions options = rw_options());
+                                                 ChecksumKind checksum = ChecksumKind::xxh3, uint64_t region = 1 << 20,
+                                                 uint64_t block = 4096, MirrorOptions options = rw_options());
 std::unique_ptr<MirrorDevice> open_test_mirror(const std::vector<std::string>& legs,
                                                MirrorOptions options = rw_options());
 
@@ -116,8 +115,8 @@ class VolatileCacheDevice final : public image::BlockDevice {
     uint64_t offset, length;
     std::vector<uint8_t> data;  // empty: zeros
   };
-  void count_op();                          // PowerLoss mutex held; crashes at crash_at
-  [[noreturn]] void crash();                // PowerLoss mutex held
+  void count_op();                                          // PowerLoss mutex held; crashes at crash_at
+  [[noreturn]] void crash();                                // PowerLoss mutex held
   void land(const Pending& p, uint64_t from, uint64_t to);  // bytes [from, to) of p, durably
   std::unique_ptr<image::BlockDevice> inner_;
   std::shared_ptr<PowerLoss> power_;
