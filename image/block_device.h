@@ -78,8 +78,12 @@ class BlockDevice {
   virtual bool writable() const = 0;
   // Format name as used on the command line ("raw", "qcow2").
   virtual std::string format() const = 0;
-  // The file this layer lives in.
+  // The name this layer is opened by: its file, or for a mirror "mirror:A+B".
   virtual std::string filename() const = 0;
+  // The files this layer keeps its bytes in: filename() for every driver but the
+  // mirror, which is one layer over several legs. Whoever must tell whether a layer
+  // changed (backup's incremental tracking) looks at all of them: layer_identity().
+  virtual std::vector<std::string> files() const { return {filename()}; }
 
   // Reads out.size() bytes at offset. Offset + length must be within size().
   virtual void read(uint64_t offset, std::span<uint8_t> out) = 0;
@@ -143,6 +147,18 @@ class BlockDevice {
   // with a backing chain call this for their unallocated ranges.
   void read_from_backing(uint64_t offset, std::span<uint8_t> out) const;
 };
+
+// One file of a layer as stat(2) sees it. The same path, device, inode, size and
+// times mean the same, unchanged file (ctime cannot be set from user space).
+struct FileIdentity {
+  std::string path;  // absolute, symlinks resolved where the file exists
+  uint64_t dev = 0, ino = 0, size = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  bool regular = false;  // false for block devices: writes do not change their times
+};
+
+// The identity of each of the layer's files(), stat'ed now. Throws when one is gone.
+std::vector<FileIdentity> layer_identity(const BlockDevice& layer);
 
 // Chain depth (number of layers) below and including `top`.
 int chain_length(const BlockDevice& top);

@@ -280,6 +280,20 @@ xfs_fuzz)
       -p "$tmp/proto$crc" "$f" 2>&1 | grep -v "V4 filesystems are deprecated" || true
     single_part "$f" > "$dir/xfs-v$((crc ? 5 : 4))"
   done
+mirror_fuzz)
+  # Whole legs of small mirrors (64 KiB of data) with each checksum, one with data
+  # and a bitmap region marked, one whose other leg failed.
+  [ -x "${ARCHE:-}" ] || { echo "seeds.sh: set ARCHE to the arche binary" >&2; exit 1; }
+  i=0
+  for opts in "--checksum xxh3" "--checksum crc32c" "--checksum none" "--block-size 64K --region-size 64K"; do
+    # shellcheck disable=SC2086
+    "$ARCHE" -q raid create "$tmp/a$i" "$tmp/b$i" --size 64K $opts
+    "$ARCHE" -q image write "mirror:$tmp/a$i+$tmp/b$i" 4096 --pattern 0x33 --length 20000
+    cp "$tmp/a$i" "$dir/leg$i"
+    i=$((i+1))
+  done
+  "$ARCHE" -q raid fail "$tmp/a0" "$tmp/b0"
+  cp "$tmp/a0" "$dir/degraded"
   ;;
 *) echo "seeds.sh: no seeds for $target" >&2 ;;
 esac

@@ -17,3 +17,4 @@ fuzz_target(partition_fuzz ${ARCHE_ROOT}/tests/fuzz/partition_fuzz.cpp arche_vol
 fuzz_target(lvm_fuzz ${ARCHE_ROOT}/tests/fuzz/lvm_fuzz.cpp arche_volume)
 fuzz_target(fat_fuzz ${ARCHE_ROOT}/tests/fuzz/fat_fuzz.cpp arche_volume)
 fuzz_target(xfs_fuzz ${ARCHE_ROOT}/tests/fuzz/xfs_fuzz.cpp arche_volume)
+fuzz_target(mirror_fuzz ${ARCHE_ROOT}/tests/fuzz/mirror_fuzz.cpp arche_image)
