@@ -1,5 +1,6 @@
 #include "backup/s3_sigv4.h"
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -67,16 +68,13 @@ std::string scope(const SigningKeyId& key, std::string_view date_time) {
 }  // namespace
 
 std::string uri_encode(std::string_view text, bool encode_slash) {
-  static constexpr char digits[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(text.size());
   for (unsigned char c : text) {
     if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (c == '/' && !encode_slash)) {
       out.push_back(static_cast<char>(c));
     } else {
-      out.push_back('%');
-      out.push_back(digits[c >> 4]);
-      out.push_back(digits[c & 15]);
+      out += fmt::format("%{:02X}", c);  // SigV4 wants upper-case percent-encoding
     }
   }
   return out;
