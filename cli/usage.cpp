@@ -139,7 +139,8 @@ std::string reword(const CLI::ParseError& error, const CLI::App& command) {
     size_t colon = text.find(": "), at = text.rfind(" not in {");
     if (colon != std::string::npos && at != std::string::npos && at > colon && ends_with(text, "}")) {
       std::string choices = text.substr(at + 9, text.size() - at - 10);
-      for (size_t comma; (comma = choices.find(',')) != std::string::npos;) choices.replace(comma, 1, ", ");
+      for (size_t comma = 0; (comma = choices.find(',', comma)) != std::string::npos; comma += 2)
+        choices.replace(comma, 1, ", ");
       return fmt::format("{}: '{}' is not one of: {}", display(command, text.substr(0, colon)),
                          text.substr(colon + 2, at - colon - 2), choices);
     }
