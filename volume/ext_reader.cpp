@@ -403,6 +403,12 @@ class ExtFilesystem final : public Filesystem {
       const size_t n_bytes = static_cast<size_t>(std::min<uint64_t>(count * bs - skip, want - done));
       if (zeros) {
         std::memset(out.data() + done, 0, n_bytes);
+      } else if (skip == 0 && n_bytes == count * bs) {
+        // Whole blocks: straight into the caller's buffer. Staging them in `run`
+        // cost a zero-filled, freshly faulted buffer and a copy per run — half
+        // the CPU time of a large extract (perf, issue 11).
+        errcode_t err = io_channel_read_blk64(fs_->io, first, static_cast<int>(count), out.data() + done);
+        if (err) fail_ext(err, fmt::format("{}: data at block {}", show(path), first));
       } else {
         run.resize(count * bs);
         errcode_t err = io_channel_read_blk64(fs_->io, first, static_cast<int>(count), run.data());

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "core/crc32c.h"
 #include "core/error.h"
@@ -51,24 +52,52 @@ void send_message(int fd, uint16_t type, std::span<const uint8_t> payload) {
   write_all(fd, trailer, sizeof trailer);
 }
 
-Message receive_message(int fd) {
-  uint8_t header[kHeaderSize];
+namespace {
+
+// Reads and checks a header; returns the message's type and payload length.
+std::pair<uint16_t, uint32_t> receive_header(int fd, uint8_t (&header)[kHeaderSize]) {
   read_all(fd, header, sizeof header);
   if (std::memcmp(header, kMagic, 4) != 0) fail(ErrorCategory::corrupt, "volume sandbox: a message without magic");
   if (load_le16(header + 4) != kVersion)
     fail(ErrorCategory::corrupt, "volume sandbox: protocol version {} (expected {})", load_le16(header + 4), kVersion);
   const uint32_t length = load_le32(header + 8);
   if (length > kMaxPayload) fail(ErrorCategory::corrupt, "volume sandbox: a message of {} bytes", length);
-  Message m;
-  m.type = load_le16(header + 6);
-  m.payload.resize(length);
-  read_all(fd, m.payload.data(), length);
+  return {load_le16(header + 6), length};
+}
+
+// Reads the payload into `payload` and the trailer, and checks the CRC.
+void receive_payload(int fd, const uint8_t (&header)[kHeaderSize], std::span<uint8_t> payload) {
+  read_all(fd, payload.data(), payload.size());
   uint8_t trailer[kTrailerSize];
   read_all(fd, trailer, sizeof trailer);
   uint32_t crc = crc32c(header, sizeof header);
-  crc = crc32c(crc, m.payload.data(), m.payload.size());
+  crc = crc32c(crc, payload.data(), payload.size());
   if (crc != load_le32(trailer)) fail(ErrorCategory::corrupt, "volume sandbox: a message fails its CRC32C");
+}
+
+}  // namespace
+
+Message receive_message(int fd) {
+  uint8_t header[kHeaderSize];
+  const auto [type, length] = receive_header(fd, header);
+  Message m;
+  m.type = type;
+  m.payload.resize(length);
+  receive_payload(fd, header, m.payload);
   return m;
+}
+
+bool receive_message_into(int fd, uint16_t type, std::span<uint8_t> into, Message& other) {
+  uint8_t header[kHeaderSize];
+  const auto [got_type, length] = receive_header(fd, header);
+  if (got_type == type && length == into.size()) {
+    receive_payload(fd, header, into);
+    return true;
+  }
+  other.type = got_type;
+  other.payload.resize(length);
+  receive_payload(fd, header, other.payload);
+  return false;
 }
 
 void put_string(ByteWriter& w, std::string_view s) {

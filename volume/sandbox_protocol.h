@@ -61,6 +61,11 @@ struct Message {
 // socket and Error(corrupt) on a malformed message.
 void send_message(int fd, uint16_t type, std::span<const uint8_t> payload);
 Message receive_message(int fd);
+// As receive_message, but a message of `type` with a payload of exactly
+// into.size() bytes is read straight into `into` (true) — block data without a
+// staging buffer and a copy; any other message goes to `other` (false). On a CRC
+// failure `into` may hold the bad bytes: the caller must not use them (it throws).
+bool receive_message_into(int fd, uint16_t type, std::span<uint8_t> into, Message& other);
 
 // Field codecs shared by both sides.
 void put_string(ByteWriter& w, std::string_view s);

@@ -10,6 +10,7 @@
 #include <csignal>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "tests/volume/volume_test_util.h"
 #include "volume/sandbox.h"
 #include "volume/sandbox_protocol.h"
@@ -153,7 +154,7 @@ TEST(Sandbox, AnswersEqualTheInProcessTree) {
   const std::string img = dir.file("disk.img"), stage = dir.file("stage");
   ASSERT_EQ(test::run({"sh", "-c",
                        "mkdir -p " + stage + "/a/b && echo eins > " + stage + "/a/eins && ln -s a " + stage +
-                           "/l && truncate -s 48M " + img +
+                           "/l && head -c 5243003 /dev/urandom > " + stage + "/big && truncate -s 48M " + img +
                            " && printf 'label: gpt\\nsize=40M, type=L\\n' | sfdisk -q " + img +
                            " && truncate -s 40M " + dir.file("p1") + " && mkfs.ext4 -q -d " + stage + " " +
                            dir.file("p1") + " && dd if=" + dir.file("p1") + " of=" + img +
@@ -189,6 +190,64 @@ TEST(Sandbox, AnswersEqualTheInProcessTree) {
   const std::vector<ByteRange> lu = lf.used_ranges(), ru = rf.used_ranges();
   ASSERT_EQ(lu.size(), ru.size());
   for (size_t i = 0; i < lu.size(); ++i) EXPECT_EQ(lu[i].offset, ru[i].offset);
+
+  // File data through the child equals the file, for block-aligned reads (which
+  // go straight into the caller's buffer), unaligned ones and the file's short end.
+  const std::vector<uint8_t> big = test::read_file(stage + "/big");
+  ASSERT_EQ(big.size(), 5243003u);
+  for (auto [offset, length] : {std::pair<uint64_t, size_t>{0, big.size()}, {4096, 1 << 20}, {1000, 3 << 20},
+                                {big.size() - 5000, 8192}}) {
+    std::vector<uint8_t> got(length, 0xaa), want(length, 0xbb);
+    const size_t n = rf.read("/big", offset, got);
+    ASSERT_EQ(n, std::min<size_t>(length, big.size() - offset)) << offset;
+    EXPECT_EQ(lf.read("/big", offset, want), n);
+    EXPECT_TRUE(std::equal(got.begin(), got.begin() + n, big.begin() + offset)) << "sandboxed read at " << offset;
+    EXPECT_TRUE(std::equal(want.begin(), want.begin() + n, big.begin() + offset)) << "in-process read at " << offset;
+  }
+}
+
+// Block data is received straight into the reader's buffer only when it is the
+// expected type and exactly the size asked for; anything else is handed back for
+// the caller to refuse, and a bad CRC is an error.
+TEST(SandboxProtocol, ReceivingIntoABufferTakesOnlyTheExpectedAnswer) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd a(sv[0]), b(sv[1]);
+  const std::vector<uint8_t> data = {1, 2, 3, 4, 5, 6, 7, 8};
+  std::vector<uint8_t> into(8, 0);
+  sandbox::Message other;
+
+  sandbox::send_message(a.get(), sandbox::kBlockData, data);
+  EXPECT_TRUE(sandbox::receive_message_into(b.get(), sandbox::kBlockData, into, other));
+  EXPECT_EQ(into, data);
+
+  into.assign(8, 0);
+  sandbox::send_message(a.get(), sandbox::kBlockData, std::span(data).first(7));  // one byte short
+  EXPECT_FALSE(sandbox::receive_message_into(b.get(), sandbox::kBlockData, into, other));
+  EXPECT_EQ(other.type, sandbox::kBlockData);
+  EXPECT_EQ(other.payload.size(), 7u);
+  EXPECT_EQ(into, std::vector<uint8_t>(8, 0));
+
+  sandbox::send_message(a.get(), sandbox::kBlockError, data);  // the right size, the wrong type
+  EXPECT_FALSE(sandbox::receive_message_into(b.get(), sandbox::kBlockData, into, other));
+  EXPECT_EQ(other.type, sandbox::kBlockError);
+  EXPECT_EQ(into, std::vector<uint8_t>(8, 0));
+
+  // A flipped payload byte: the CRC refuses it.
+  int sv2[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2), 0);
+  UniqueFd c(sv2[0]), d(sv2[1]);
+  sandbox::send_message(c.get(), sandbox::kBlockData, data);
+  std::vector<uint8_t> wire(sandbox::kHeaderSize + data.size() + sandbox::kTrailerSize);
+  ASSERT_EQ(::recv(d.get(), wire.data(), wire.size(), MSG_WAITALL), static_cast<ssize_t>(wire.size()));
+  wire[sandbox::kHeaderSize + 3] ^= 0xff;
+  ASSERT_EQ(::send(a.get(), wire.data(), wire.size(), 0), static_cast<ssize_t>(wire.size()));
+  try {
+    sandbox::receive_message_into(b.get(), sandbox::kBlockData, into, other);
+    ADD_FAILURE() << "a message with a bad CRC was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::corrupt) << e.what();
+  }
 }
 
 }  // namespace
