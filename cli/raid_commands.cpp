@@ -1,20 +1,20 @@
 // `arche raid ...`: RAID-1 mirrors of disk images (image/mirror/, docs/raid.md).
 // A is any leg's path (or mirror:A+B); LEG is a leg's path or slot number. These
 // commands work on arrays that no VM has open; a running VM's array is changed
-// through its control socket, which calls the same MirrorDevice methods.
+// through its control socket, which calls the same MirrorDevice methods. This
+// file parses the arguments and calls image/mirror/; what is printed is in
+// cli/raid_output.cpp.
 #include <fmt/format.h>
 
-#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
-#include "core/error.h"
+#include "cli/raid_output.h"
 #include "core/progress.h"
 #include "core/units.h"
 #include "image/mirror/assemble.h"
-#include "image/mirror/status.h"
 
 namespace arche::cli {
 
@@ -22,85 +22,20 @@ namespace {
 
 using image::mirror::MirrorDevice;
 using image::mirror::MirrorOptions;
-using image::mirror::MirrorStatus;
+namespace out = raid_output;
 
-std::vector<std::string> legs_of(const std::string& array) {
-  return image::mirror::is_mirror_name(array) ? image::mirror::parse_mirror_name(array)
-                                              : std::vector<std::string>{array};
-}
-
-std::unique_ptr<MirrorDevice> open_array(const std::string& array, bool writable, bool exact = false) {
+std::unique_ptr<MirrorDevice> open_array(const std::string& array, bool writable) {
   MirrorOptions o;
   o.writable = writable;
   o.force_share = !writable;  // status only reads the metadata; it may look at an array in use
-  o.exact_legs = exact;
-  return image::mirror::open_mirror(legs_of(array), o);
+  return image::mirror::open_mirror(image::mirror::legs_named_by(array), o);
 }
 
-std::string percent(uint64_t part, uint64_t whole) {
-  return whole ? fmt::format("{:.0f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole)) : "-";
-}
-
-void print_status(const MirrorStatus& s) {
-  using image::mirror::to_string;
-  std::string out = fmt::format("{}\n  uuid: {}\n  state: {}\n  size: {} ({} bytes); {} checksums per {}, {} regions\n",
-                                s.name, s.uuid, s.state, format_size(s.geometry.data_size), s.geometry.data_size,
-                                to_string(s.geometry.checksum), format_size(s.geometry.block_size),
-                                format_size(s.geometry.region_size));
-  out += fmt::format("  event: {}; dirty regions: {}; healed blocks: {}; unrecoverable blocks: {}\n  legs:\n", s.event,
-                     s.dirty_regions, s.healed, s.unrecoverable);
-  for (const auto& l : s.legs) {
-    std::string state = to_string(l.state);
-    if (l.state == image::mirror::LegState::rebuilding)
-      state += fmt::format(" {}", percent(l.rebuild_cursor, s.geometry.data_size));
-    out += fmt::format("    {}  {:<14} {}  (healed {}, read errors {}, write errors {}){}{}\n", l.slot, state, l.path,
-                       l.healed, l.read_errors, l.write_errors, l.replaces >= 0 ? fmt::format(", replaces {}", l.replaces) : "",
-                       l.note.empty() ? "" : "\n       " + l.note);
-  }
-  const auto& sc = s.scrub;
-  out += fmt::format("  scrub: {}", to_string(sc.state));
-  if (sc.state != image::mirror::ScrubState::idle) out += fmt::format(" at {}", percent(sc.cursor, s.geometry.data_size));
-  if (sc.started_ns)
-    out += fmt::format(" (started {}{}; {} blocks checked, {} healed, {} unrecoverable, {} mismatches)",
-                       image::mirror::rfc3339(sc.started_ns),
-                       sc.finished_ns ? ", finished " + image::mirror::rfc3339(sc.finished_ns) : "", sc.checked,
-                       sc.healed, sc.unrecoverable, sc.mismatches);
-  out += "\n";
-  if (s.last_resync.time_ns)
-    out += fmt::format("  last resync: {}: {} regions, {} read, {} rewritten\n", image::mirror::rfc3339(s.last_resync.time_ns),
-                       s.last_resync.regions, format_size(s.last_resync.bytes_read),
-                       format_size(s.last_resync.bytes_written));
-  if (s.last_rebuild.time_ns)
-    out += fmt::format("  last rebuild: {}: leg {}, {} copied, {} zeroed, {:.1f} s\n",
-                       image::mirror::rfc3339(s.last_rebuild.time_ns), s.last_rebuild.slot,
-                       format_size(s.last_rebuild.bytes_written), format_size(s.last_rebuild.bytes_zeroed),
-                       static_cast<double>(s.last_rebuild.milliseconds) / 1000.0);
-  if (!s.events.empty()) {
-    out += "  events:\n";
-    for (const auto& e : s.events) {
-      out += fmt::format("    {}  {}  leg {}", image::mirror::rfc3339(e.time_ns), to_string(e.kind), e.slot);
-      if (e.kind == image::mirror::EventKind::healed_mismatch || e.kind == image::mirror::EventKind::healed_read_error ||
-          e.kind == image::mirror::EventKind::unrecoverable || e.kind == image::mirror::EventKind::scrub_mismatch)
-        out += fmt::format("  block {} (offset {})", e.block, e.block * s.geometry.block_size);
-      out += "\n";
-    }
-  }
-  std::fputs(out.c_str(), stdout);
-}
-
-void report(const Context& ctx, const MirrorDevice& mirror) {
-  if (ctx.json) print_json(image::mirror::to_json(mirror.status()));
-  else if (!ctx.quiet) print_status(mirror.status());
-}
-
-void run_rebuild(const Context& ctx, MirrorDevice& mirror) {
+image::mirror::SyncRecord run_rebuild(MirrorDevice& mirror) {
   Progress progress("rebuild", 0);
   image::mirror::SyncRecord r = mirror.rebuild(&progress);
   progress.finish();
-  if (r.time_ns)
-    say(ctx, fmt::format("rebuilt leg {}: {} copied, {} zeroed (regions without data), {:.1f} s", r.slot,
-                         format_size(r.bytes_written), format_size(r.bytes_zeroed),
-                         static_cast<double>(r.milliseconds) / 1000.0));
+  return r;
 }
 
 // ---- create -------------------------------------------------------------------
@@ -133,12 +68,7 @@ void add_create(CLI::App& group, Context& ctx) {
     Progress progress("rebuild", 0);
     std::unique_ptr<MirrorDevice> mirror = image::mirror::create_mirror(a->legs, o, {}, &progress);
     progress.finish();
-    if (ctx.json) {
-      print_json(image::mirror::to_json(mirror->status()));
-      return;
-    }
-    say(ctx, fmt::format("created {} ({}, {} legs, {} checksums)", mirror->filename(), format_size(mirror->size()),
-                         a->legs.size(), a->checksum));
+    out::show_created(ctx, *mirror, a->legs.size(), a->checksum);
   });
 }
 
@@ -149,7 +79,7 @@ void add_status(CLI::App& group, Context& ctx) {
   auto array = std::make_shared<std::string>();
   cmd->add_option("array", *array, "Any leg of the mirror (or mirror:A+B)")->required();
   add_json_flag(cmd, ctx);
-  cmd->callback([&ctx, array] { report(ctx, *open_array(*array, false)); });
+  cmd->callback([&ctx, array] { out::show_status(ctx, *open_array(*array, false)); });
 }
 
 void add_assemble(CLI::App& group, Context& ctx) {
@@ -163,8 +93,8 @@ void add_assemble(CLI::App& group, Context& ctx) {
     o.writable = true;
     o.exact_legs = true;
     std::unique_ptr<MirrorDevice> mirror = image::mirror::open_mirror(*legs, o);
-    run_rebuild(ctx, *mirror);
-    report(ctx, *mirror);
+    out::show_rebuilt(ctx, run_rebuild(*mirror));
+    out::show_status(ctx, *mirror);
   });
 }
 
@@ -187,10 +117,10 @@ void add_fail_remove(CLI::App& group, Context& ctx) {
       std::unique_ptr<MirrorDevice> mirror = open_array(a->array, true);
       if (fail_it) {
         mirror->fail_leg(a->leg);
-        say(ctx, fmt::format("{}: leg {} failed", mirror->filename(), a->leg));
+        out::show_failed(ctx, *mirror, a->leg);
       } else {
         mirror->remove_leg(a->leg);
-        say(ctx, fmt::format("{}: leg {} removed (it is a plain image now)", mirror->filename(), a->leg));
+        out::show_removed(ctx, *mirror, a->leg);
       }
     });
   }
@@ -216,8 +146,8 @@ void add_add_replace(CLI::App& group, Context& ctx) {
       o.overwrite = a->overwrite;
       if (add) mirror->add_leg(a->leg, a->new_leg, o);
       else mirror->replace_leg(a->leg, a->new_leg, o);
-      run_rebuild(ctx, *mirror);
-      say(ctx, fmt::format("{}: {} is in sync", mirror->filename(), a->new_leg));
+      out::show_rebuilt(ctx, run_rebuild(*mirror));
+      out::show_in_sync(ctx, *mirror, a->new_leg);
     });
   }
 }
@@ -237,7 +167,7 @@ void add_scrub(CLI::App& group, Context& ctx) {
     std::unique_ptr<MirrorDevice> mirror = open_array(a->array, true);
     if (*pause) {
       mirror->pause_scrub();
-      report(ctx, *mirror);
+      out::show_status(ctx, *mirror);
       return;
     }
     ctx.if_interrupted = "the scrub is paused where it was; `arche raid scrub --resume` goes on from there";
@@ -245,13 +175,7 @@ void add_scrub(CLI::App& group, Context& ctx) {
     image::mirror::ScrubRecord r = mirror->scrub(*resume, &progress);
     progress.finish();
     ctx.exit_code = r.unrecoverable ? 2 : 0;
-    if (ctx.json) {
-      print_json(image::mirror::to_json(mirror->status()));
-      return;
-    }
-    say(ctx, fmt::format("{}: scrub {}: {} blocks checked, {} healed, {} unrecoverable, {} mismatches", mirror->filename(),
-                         r.state == image::mirror::ScrubState::idle ? "done" : "paused", r.checked, r.healed,
-                         r.unrecoverable, r.mismatches));
+    out::show_scrubbed(ctx, *mirror, r);
   });
 }
 

@@ -141,6 +141,10 @@ std::string mirror_name(const std::vector<std::string>& legs) {
   return out;
 }
 
+std::vector<std::string> legs_named_by(const std::string& name) {
+  return is_mirror_name(name) ? parse_mirror_name(name) : std::vector<std::string>{name};
+}
+
 std::string resolve_mirror_name(const std::string& dir, const std::string& name) {
   std::vector<std::string> legs = parse_mirror_name(name);
   for (std::string& leg : legs)

@@ -22,6 +22,9 @@ namespace arche::image::mirror {
 bool is_mirror_name(const std::string& name);
 std::vector<std::string> parse_mirror_name(const std::string& name);  // throws usage
 std::string mirror_name(const std::vector<std::string>& legs);
+// The legs a name gives: those of "mirror:A+B", or the one leg a plain path is (the
+// others are found through its superblock). What open_mirror takes.
+std::vector<std::string> legs_named_by(const std::string& name);
 // Relative legs resolved against `dir` (a VM.toml's folder, an overlay's folder).
 std::string resolve_mirror_name(const std::string& dir, const std::string& name);
 

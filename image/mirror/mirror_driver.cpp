@@ -20,9 +20,7 @@ class MirrorDriver final : public FormatDriver {
     m.force_share = options.force_share;
     m.no_barriers = options.no_barriers;
     if (options.cache_bytes) m.table_cache_bytes = options.cache_bytes;
-    std::vector<std::string> legs = mirror::is_mirror_name(path) ? mirror::parse_mirror_name(path)
-                                                                  : std::vector<std::string>{path};
-    return mirror::open_mirror(legs, m);
+    return mirror::open_mirror(mirror::legs_named_by(path), m);
   }
 
   void create(const std::string&, const CreateOptions&) const override {
