@@ -280,6 +280,7 @@ xfs_fuzz)
       -p "$tmp/proto$crc" "$f" 2>&1 | grep -v "V4 filesystems are deprecated" || true
     single_part "$f" > "$dir/xfs-v$((crc ? 5 : 4))"
   done
+  ;;
 mirror_fuzz)
   # Whole legs of small mirrors (64 KiB of data) with each checksum, one with data
   # and a bitmap region marked, one whose other leg failed.
