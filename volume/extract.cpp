@@ -10,13 +10,13 @@
 #include <map>
 #include <vector>
 
-#include "core/bytes.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/units.h"
+#include "image/foreign/sparse_write.h"
 #include "volume/volume_path.h"
 
 namespace arche::volume {
@@ -24,7 +24,6 @@ namespace arche::volume {
 namespace {
 
 constexpr size_t kChunk = 1 * MiB;
-constexpr size_t kBlock = 4096;
 
 struct timespec to_timespec(int64_t ns) {
   struct timespec t {};
@@ -147,7 +146,8 @@ class Extractor {
       const size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, st.size - offset));
       const size_t got = fs_.read(path, offset, std::span(buffer_.data(), want));
       if (got == 0) fail(ErrorCategory::corrupt, "{}: the file ends at {} bytes, not at its size {}", path, offset, st.size);
-      write_nonzero(out, offset, std::span(buffer_.data(), got));
+      // The file was truncated to its size, so zero pages left unwritten stay holes.
+      image::foreign::write_into_zeroed(out, offset, std::span(buffer_.data(), got));
       offset += got;
       stats_.bytes += got;
       progress_.add(got);
@@ -159,21 +159,6 @@ class Extractor {
     apply_metadata(dest, st);
   }
 
-  // Zero blocks are skipped: the file was truncated to its size, so they stay holes.
-  static void write_nonzero(const File& out, uint64_t offset, std::span<const uint8_t> data) {
-    for (size_t pos = 0; pos < data.size();) {
-      size_t n = std::min(kBlock, data.size() - pos);
-      if (all_zero(data.subspan(pos, n))) {
-        pos += n;
-        continue;
-      }
-      size_t end = pos + n;
-      while (end < data.size() && !all_zero(data.subspan(end, std::min(kBlock, data.size() - end))))
-        end += std::min(kBlock, data.size() - end);
-      out.write_all(offset + pos, data.subspan(pos, end - pos));
-      pos = end;
-    }
-  }
 
   void apply_metadata(const std::string& dest, const FileStat& st) {
     const bool link = st.type == FileType::symlink;
