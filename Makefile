@@ -43,6 +43,7 @@ bench: deps
 	$(MAKE) build
 	./bench/convert.sh $(BUILD)/cli/arche
 	./bench/backup.sh $(BUILD)/cli/arche
+	./bench/raid.sh $(BUILD)/cli/arche $(BUILD)/bench/raid_io
 	./bench/boot.sh $(BUILD)/cli/arche $(BUILD)/tests/hv/guest/guest.elf
 
 install: build

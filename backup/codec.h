@@ -1,5 +1,4 @@
-// zstd compression for chunks and repository files, with per-thread contexts (a
-// context holds a few MB of tables; creating one per chunk would dominate the cost).
+// zstd compression of chunks and repository files (core/compress.h does the work).
 #pragma once
 
 #include <cstdint>
@@ -7,11 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "core/compress.h"
+
 namespace arche::backup {
 
 // Levels arche accepts (zstd's range; negative levels are zstd's fast modes).
-constexpr int kMinCompressionLevel = -7;
-constexpr int kMaxCompressionLevel = 19;
+constexpr int kMinCompressionLevel = compress::kMinZstdLevel;
+constexpr int kMaxCompressionLevel = compress::kMaxZstdLevel;
 
 // Compresses `in` into `out` (which must hold compress_bound(in.size()) bytes);
 // returns the compressed size.

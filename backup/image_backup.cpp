@@ -1,7 +1,5 @@
 #include "backup/image_backup.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <atomic>
 #include <boost/filesystem.hpp>
@@ -107,22 +105,25 @@ class PreviousList {
 
 }  // namespace
 
-LayerIdentity identify_layer(const std::string& path, const std::string& format, uint64_t virtual_size,
-                             int64_t now) {
+LayerIdentity identify_layer(const image::BlockDevice& layer, int64_t now) {
+  // A layer over several files (a mirror's legs) changes when any of them does:
+  // every write sets that file's ctime to now, so the newest times, the summed sizes
+  // and the first file's inode stand for all of them.
+  std::vector<image::FileIdentity> files = image::layer_identity(layer);
   LayerIdentity l;
-  boost::system::error_code ec;
-  boost::filesystem::path canonical = boost::filesystem::canonical(path, ec);
-  l.path = ec ? boost::filesystem::absolute(path).string() : canonical.string();
-  l.format = format;
-  l.virtual_size = virtual_size;
-  struct stat st {};
-  if (::stat(l.path.c_str(), &st) != 0) throw_errno(errno, "stat " + l.path);
-  l.file_size = static_cast<uint64_t>(st.st_size);
-  l.dev = st.st_dev;
-  l.ino = st.st_ino;
-  l.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-  l.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
-  l.trusted = S_ISREG(st.st_mode) && now - std::max(l.mtime_ns, l.ctime_ns) > kSettleNs;
+  l.path = files.size() == 1 ? files[0].path : layer.filename();
+  l.format = layer.format();
+  l.virtual_size = layer.size();
+  l.dev = files[0].dev;
+  l.ino = files[0].ino;
+  bool regular = true;
+  for (const image::FileIdentity& f : files) {
+    l.file_size += f.size;
+    l.mtime_ns = std::max(l.mtime_ns, f.mtime_ns);
+    l.ctime_ns = std::max(l.ctime_ns, f.ctime_ns);
+    regular = regular && f.regular;
+  }
+  l.trusted = regular && now - std::max(l.mtime_ns, l.ctime_ns) > kSettleNs;
   return l;
 }
 
@@ -141,8 +142,11 @@ ImageRecord backup_image(ChunkStore& store, Pipeline& pipeline, const std::strin
   rec.size = dev->size();
   rec.chunk_size = repo.settings().image_chunk_size;
   rec.chunk_count = div_round_up(rec.size, rec.chunk_size);
-  for (image::BlockDevice* layer = dev.get(); layer; layer = layer->backing())
-    rec.layers.push_back(identify_layer(layer->filename(), layer->format(), layer->size(), started));
+  std::vector<const image::BlockDevice*> chain;
+  for (image::BlockDevice* layer = dev.get(); layer; layer = layer->backing()) {
+    chain.push_back(layer);
+    rec.layers.push_back(identify_layer(*layer, started));
+  }
   rec.source = rec.layers[0].path;
   const int depth_count = static_cast<int>(rec.layers.size());
 
@@ -277,7 +281,7 @@ ImageRecord backup_image(ChunkStore& store, Pipeline& pipeline, const std::strin
   // An image that changed while it was read may be inconsistent: say so, and never
   // build on it later.
   for (int d = 0; d < depth_count; ++d) {
-    LayerIdentity after = identify_layer(rec.layers[d].path, rec.layers[d].format, rec.layers[d].virtual_size, started);
+    LayerIdentity after = identify_layer(*chain[d], started);
     if (!after.same_file(rec.layers[d])) {
       warn("{} changed while it was being backed up; the snapshot may hold a mix of old and new data",
            rec.layers[d].path);

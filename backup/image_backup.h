@@ -16,6 +16,7 @@
 #include "backup/pipeline.h"
 #include "backup/snapshot.h"
 #include "core/progress.h"
+#include "image/block_device.h"
 
 namespace arche::backup {
 
@@ -25,9 +26,8 @@ struct ImageBackupOptions {
   bool force_share = false;  // read an image another process is writing
 };
 
-// The identity of a file as recorded for layers; `now_ns` decides `trusted`.
-LayerIdentity identify_layer(const std::string& path, const std::string& format, uint64_t virtual_size,
-                             int64_t now_ns);
+// The identity of a layer's files as recorded; `now_ns` decides `trusted`.
+LayerIdentity identify_layer(const image::BlockDevice& layer, int64_t now_ns);
 
 ImageRecord backup_image(ChunkStore& store, Pipeline& pipeline, const std::string& path,
                          const ImageBackupOptions& options, const std::vector<Snapshot>& history,

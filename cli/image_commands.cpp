@@ -523,7 +523,7 @@ void add_import(CLI::App& group, Context& ctx) {
 
 void register_image_commands(CLI::App& app, Context& ctx) {
   CLI::App* group =
-      app.add_subcommand("image", "Disk images: create, inspect, check, convert, commit, rebase, resize, import");
+      app.add_subcommand("image", "Disk images: create, inspect, check, convert, commit, rebase, resize, import; list and extract the files inside");
   group->require_subcommand(1);
   add_create(*group, ctx);
   add_info(*group, ctx);

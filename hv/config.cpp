@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/units.h"
+#include "image/mirror/assemble.h"
 
 namespace arche::hv {
 
@@ -98,7 +99,9 @@ VmConfig load_vm_config(const std::string& toml_path) {
     auto view = toml::node_view<const toml::node>(t);
     d.path = get_or<std::string>(view["path"], "disk.path", toml_path, "");
     if (d.path.empty()) fail(ErrorCategory::usage, "{}: a [[disk]] has no path", toml_path);
-    d.path = relative_to(dir, d.path);
+    // A mirror name is not a path: each of its legs is relative to the .toml.
+    d.path = image::mirror::is_mirror_name(d.path) ? image::mirror::resolve_mirror_name(dir.string(), d.path)
+                                                    : relative_to(dir, d.path);
     d.format = get_or<std::string>(view["format"], "disk.format", toml_path, "");
     d.readonly = get_or<bool>(view["readonly"], "disk.readonly", toml_path, false);
     c.disks.push_back(d);

@@ -1,6 +1,9 @@
 #include "image/block_device.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <boost/filesystem.hpp>
 #include <cstring>
 
 #include "core/error.h"
@@ -16,7 +19,11 @@ const char* to_string(ExtentKind kind) {
   return "?";
 }
 
-void BlockDevice::write_compressed(uint64_t, std::span<const uint8_t>) {
+size_t BlockDevice::pack(std::span<const uint8_t>, std::span<uint8_t>) const {
+  fail(ErrorCategory::unsupported, "{}: format {} cannot store compressed blocks", filename(), format());
+}
+
+void BlockDevice::write_packed(std::span<const PackedBlock>) {
   fail(ErrorCategory::unsupported, "{}: format {} cannot store compressed blocks", filename(), format());
 }
 
@@ -93,6 +100,26 @@ bool BlockDevice::known_zero(uint64_t offset, uint64_t length) {
   for (const Extent& e : map(offset, length))
     if (e.kind == ExtentKind::data) return false;
   return true;
+}
+
+std::vector<FileIdentity> layer_identity(const BlockDevice& layer) {
+  std::vector<FileIdentity> out;
+  for (const std::string& file : layer.files()) {
+    FileIdentity id;
+    boost::system::error_code ec;
+    boost::filesystem::path canonical = boost::filesystem::canonical(file, ec);
+    id.path = ec ? boost::filesystem::absolute(file).string() : canonical.string();
+    struct stat st {};
+    if (::stat(id.path.c_str(), &st) != 0) throw_errno(errno, "stat " + id.path);
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
+    id.size = static_cast<uint64_t>(st.st_size);
+    id.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+    id.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
+    id.regular = S_ISREG(st.st_mode);
+    out.push_back(std::move(id));
+  }
+  return out;
 }
 
 int chain_length(const BlockDevice& top) {

@@ -63,6 +63,13 @@ struct ImageInfo {
   Json snapshots = Json::array();
 };
 
+// One block for BlockDevice::write_packed.
+struct PackedBlock {
+  uint64_t offset;
+  std::span<const uint8_t> block;   // the data
+  std::span<const uint8_t> packed;  // its compressed form from pack(); empty: store `block`
+};
+
 class BlockDevice {
  public:
   virtual ~BlockDevice() = default;
@@ -71,8 +78,12 @@ class BlockDevice {
   virtual bool writable() const = 0;
   // Format name as used on the command line ("raw", "qcow2").
   virtual std::string format() const = 0;
-  // The file this layer lives in.
+  // The name this layer is opened by: its file, or for a mirror "mirror:A+B".
   virtual std::string filename() const = 0;
+  // The files this layer keeps its bytes in: filename() for every driver but the
+  // mirror, which is one layer over several legs. Whoever must tell whether a layer
+  // changed (backup's incremental tracking) looks at all of them: layer_identity().
+  virtual std::vector<std::string> files() const { return {filename()}; }
 
   // Reads out.size() bytes at offset. Offset + length must be within size().
   virtual void read(uint64_t offset, std::span<uint8_t> out) = 0;
@@ -92,10 +103,23 @@ class BlockDevice {
   // The unit of allocation and of discard (cluster size; 4096 for raw files).
   virtual uint64_t granularity() const = 0;
 
-  // Writes one whole granularity block compressed. Only drivers that store
-  // compressed blocks (qcow2, streamOptimized VMDK) support it.
+  // Compressed writes, for drivers that store compressed blocks (qcow2,
+  // streamOptimized VMDK). They come in two steps so that writers compress on all
+  // cores and only the storing is serial: pack() compresses one granularity block
+  // (the disk's last may be short) on the calling thread without touching the
+  // device; write_packed() stores blocks pack() prepared, in one call.
   virtual bool supports_compressed_writes() const { return false; }
-  virtual void write_compressed(uint64_t offset, std::span<const uint8_t> block);
+  // True when the device compresses whatever it stores (a streamOptimized VMDK):
+  // writers then pack blocks on their own threads instead of calling write().
+  virtual bool compresses_every_write() const { return false; }
+  // Bytes pack() may need for one block.
+  virtual size_t packed_bound() const { return 0; }
+  // Compresses `block` into `out` (packed_bound() bytes); returns the length, or 0
+  // when compression does not pay and the block is to be stored as it is.
+  virtual size_t pack(std::span<const uint8_t> block, std::span<uint8_t> out) const;
+  // Stores each block at its offset (a multiple of granularity()), compressed as
+  // pack() gave it (`packed` empty: as it is).
+  virtual void write_packed(std::span<const PackedBlock> blocks);
 
   // True when writes must come in increasing, non-overlapping order (a
   // streamOptimized VMDK being written front to back). Writers such as convert then
@@ -123,6 +147,18 @@ class BlockDevice {
   // with a backing chain call this for their unallocated ranges.
   void read_from_backing(uint64_t offset, std::span<uint8_t> out) const;
 };
+
+// One file of a layer as stat(2) sees it. The same path, device, inode, size and
+// times mean the same, unchanged file (ctime cannot be set from user space).
+struct FileIdentity {
+  std::string path;  // absolute, symlinks resolved where the file exists
+  uint64_t dev = 0, ino = 0, size = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  bool regular = false;  // false for block devices: writes do not change their times
+};
+
+// The identity of each of the layer's files(), stat'ed now. Throws when one is gone.
+std::vector<FileIdentity> layer_identity(const BlockDevice& layer);
 
 // Chain depth (number of layers) below and including `top`.
 int chain_length(const BlockDevice& top);

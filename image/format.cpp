@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "image/mirror/assemble.h"
+#include "image/mirror/mirror_driver.h"
 #include "image/qcow2/qcow2_driver.h"
 #include "image/raw.h"
 #include "image/vdi/vdi_driver.h"
@@ -25,7 +27,8 @@ constexpr int kMaxChainDepth = 1000;
 
 const std::vector<const FormatDriver*>& drivers() {
   static const std::vector<const FormatDriver*> all = {&qcow2_driver(), &vmdk_driver(), &vhd_driver(),
-                                                       &vhdx_driver(), &vdi_driver(),  &raw_driver()};
+                                                       &vhdx_driver(), &vdi_driver(),  &raw_driver(),
+                                                       &mirror_driver()};
   return all;
 }
 
@@ -71,6 +74,7 @@ std::vector<std::string> format_names() {
 }
 
 std::string probe_format(const std::string& path) {
+  if (mirror::is_mirror_name(path)) return "mirror";  // a name, not a file: "mirror:A+B"
   File f = File::open(path, OpenMode::read_only);
   std::vector<uint8_t> head(4096);
   head.resize(f.read_some(0, head));
@@ -88,6 +92,7 @@ std::string probe_format(const std::string& path) {
 
 std::unique_ptr<BlockDevice> open_image(const std::string& path, const OpenOptions& options) {
   ChainState chain;
+  if (mirror::is_mirror_name(path)) return mirror_driver().open(path, options, chain);
   enter_chain(path, chain, false);
   std::string format = options.format.empty() ? probe_format(path) : options.format;
   return driver_for(format).open(path, options, chain);
@@ -97,6 +102,11 @@ std::unique_ptr<BlockDevice> open_backing(const std::string& path, const std::st
                                           const OpenOptions& options, ChainState& chain) {
   if (chain.depth + 1 >= kMaxChainDepth)
     fail(ErrorCategory::format, "{}: backing chain is deeper than {} images", path, kMaxChainDepth);
+  if (mirror::is_mirror_name(path)) {  // a leaf over its legs: nothing below it to enter
+    OpenOptions below = options;
+    below.writable = false;
+    return mirror_driver().open(path, below, chain);
+  }
   enter_chain(path, chain, true);
 
   OpenOptions below = options;
@@ -142,6 +152,8 @@ void create_image(const std::string& path, const CreateOptions& options) {
 }
 
 std::string resolve_backing_path(const std::string& image_path, const std::string& backing) {
+  if (mirror::is_mirror_name(backing))
+    return mirror::resolve_mirror_name(boost::filesystem::path(image_path).parent_path().string(), backing);
   boost::filesystem::path b(backing);
   if (b.is_absolute()) return backing;
   boost::filesystem::path dir = boost::filesystem::path(image_path).parent_path();

@@ -62,6 +62,9 @@ class Filesystem {
   // Bytes of the volume this file system spans, and how many of them are in use.
   virtual uint64_t size_bytes() const = 0;
   virtual uint64_t used_bytes() const = 0;
+  // What the reader noticed while opening: a journal replayed in memory, checksums
+  // that did not match, a volume shorter than the file system. For listings.
+  virtual std::vector<std::string> notes() const { return {}; }
 
   // not_found when the path does not exist; usage error when a component is not a directory.
   virtual FileStat stat(std::string_view path) = 0;

@@ -138,6 +138,50 @@ struct TurnRelease {
   ~TurnRelease() { turns.finish(window, std::uncaught_exceptions() == exceptions); }
 };
 
+// A window of a compressed target: its non-zero blocks are compressed on this
+// thread, then, in the window's turn, stored with one write_packed() call per run of
+// them; zero blocks between runs are written as zeros unless the target reads as zeros
+// already. Returns the bytes of data stored.
+uint64_t write_packed_window(BlockDevice& target, uint64_t window_offset, const uint8_t* bytes, uint64_t begin,
+                             uint64_t end, uint64_t block, size_t packed_bound, bool target_is_zero,
+                             WindowTurns& turns, size_t turn) {
+  struct Item {
+    PackedBlock b;
+    bool zero;
+  };
+  thread_local std::vector<uint8_t> arena;
+  thread_local std::vector<Item> items;
+  thread_local std::vector<PackedBlock> run;
+  const uint64_t count = div_round_up(end - begin, block);
+  if (arena.size() < count * packed_bound) arena.resize(count * packed_bound);
+  items.clear();
+  uint64_t stored = 0;
+  for (uint64_t k = 0; k < count; ++k) {
+    const uint64_t pos = begin + k * block;
+    std::span<const uint8_t> data(bytes + pos, std::min(block, end - pos));
+    if (all_zero(data)) {
+      items.push_back({{window_offset + pos, data, {}}, true});
+      continue;
+    }
+    std::span<uint8_t> out(arena.data() + k * packed_bound, packed_bound);
+    items.push_back({{window_offset + pos, data, out.first(target.pack(data, out))}, false});
+    stored += data.size();
+  }
+  if (!turns.wait(turn)) return 0;
+  run.clear();
+  for (const Item& item : items) {
+    if (!item.zero) {
+      run.push_back(item.b);
+      continue;
+    }
+    if (!run.empty()) target.write_packed(run);
+    run.clear();
+    if (!target_is_zero) target.write_zeroes(item.b.offset, item.b.block.size(), true);
+  }
+  if (!run.empty()) target.write_packed(run);
+  return stored;
+}
+
 bool is_block_device(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
@@ -195,6 +239,10 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
 
   const bool sequential = target->sequential_writes_only();
   WindowTurns turns(sequential);
+  // Compressed targets: every worker compresses its window's blocks before its
+  // turn, so all cores compress and only the storing is serial.
+  const bool packing = options.compress || target->compresses_every_write();
+  const size_t packed_bound = packing ? target->packed_bound() : 0;
 
   ThreadPool pool(options.threads ? options.threads : ThreadPool::default_threads());
   parallel_for(pool, windows.size(), [&](size_t i) {
@@ -219,18 +267,17 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
       }
       bytes = buffer.data();
     }
+    if (packing) {
+      written += write_packed_window(*target, w.offset, bytes, begin, length, block, packed_bound, target_is_zero,
+                                     turns, i);
+      return;
+    }
     if (!turns.wait(i)) return;
-    // Write runs of non-zero blocks; compressed writes go one cluster at a time.
+    // Write runs of non-zero blocks.
     for (uint64_t pos = begin; pos < length;) {
       uint64_t n = std::min(block, length - pos);
       if (all_zero(std::span(bytes + pos, n))) {
         if (!target_is_zero) target->write_zeroes(w.offset + pos, n, true);
-        pos += n;
-        continue;
-      }
-      if (options.compress) {
-        target->write_compressed(w.offset + pos, std::span(bytes + pos, n));
-        written += n;
         pos += n;
         continue;
       }

@@ -6,7 +6,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/units.h"
-#include "image/qcow2/qcow2_compress.h"
 #include "image/qcow2/qcow2_driver.h"
 #include "image/qcow2/qcow2_info.h"
 
@@ -204,11 +203,9 @@ void Qcow2Device::read_compressed(uint64_t entry, std::span<uint8_t> cluster) {
   if (got == 0)
     fail(ErrorCategory::corrupt, "{}: qcow2 compressed cluster at 0x{:x} lies outside the file", filename(), ref.offset);
   in.resize(got);  // the last compressed cluster may end before its final sector does
-  try {
-    decompress_cluster(header_.compression_type, in, cluster);
-  } catch (const Error& e) {
-    fail(ErrorCategory::corrupt, "{}: qcow2 compressed cluster at 0x{:x}: {}", filename(), ref.offset, e.what());
-  }
+  // What QEMU reads: the first cluster's worth of the stream.
+  compress::decompress_into(codec_of(header_.compression_type), in, cluster, compress::Expect::prefix,
+                            fmt::format("{}: qcow2 compressed cluster at 0x{:x}", filename(), ref.offset));
   std::lock_guard lock(decompressed_mutex_);
   decompressed_.assign(cluster.begin(), cluster.end());
   decompressed_entry_ = entry;
@@ -518,47 +515,84 @@ void Qcow2Device::discard(uint64_t offset, uint64_t length) {
   writeback_if_full();
 }
 
-void Qcow2Device::write_compressed(uint64_t offset, std::span<const uint8_t> block) {
-  require_writable("compressed write");
-  check_request(offset, block.size(), "compressed write");
-  if (offset % cluster_size_ != 0 || block.size() > cluster_size_ ||
-      (block.size() < cluster_size_ && offset + block.size() != size()))
-    fail(ErrorCategory::usage, "{}: compressed writes must cover exactly one cluster", filename());
-  std::vector<uint8_t> cluster(block.begin(), block.end());
-  cluster.resize(cluster_size_, 0);
-  // Compression runs before taking the lock, so callers compress in parallel.
-  std::vector<uint8_t> packed = compress_cluster(header_.compression_type, cluster, max_compressed_length(cluster_bits_));
-
-  std::unique_lock lock(lock_);
-  mark_dirty_for_lazy_refcounts();
-  if (packed.empty()) {  // incompressible: store it plainly
-    write_locked(offset, block);
-    writeback_if_full();
-    return;
+size_t Qcow2Device::pack(std::span<const uint8_t> block, std::span<uint8_t> out) const {
+  if (block.size() > cluster_size_) fail(ErrorCategory::usage, "{}: compressed writes cover one cluster", filename());
+  std::span<const uint8_t> cluster = block;
+  if (block.size() < cluster_size_) {  // the disk's last cluster: compressed whole, zero-padded
+    thread_local std::vector<uint8_t> padded;
+    padded.assign(cluster_size_, 0);
+    std::memcpy(padded.data(), block.data(), block.size());
+    cluster = padded;
   }
-  const uint64_t slot = l1_index(offset);
-  TableRef l2 = l2_table_for_write(slot);
+  // Compression that saves less than a sector does not pay: the descriptor counts sectors.
+  return compress::compress_into(codec_of(header_.compression_type), compression_level(header_.compression_type),
+                                 cluster, out.first(std::min<size_t>(out.size(), packed_bound())));
+}
 
-  // Pack compressed clusters back to back; continue into following clusters when
-  // they are free, otherwise start a new cluster.
-  uint64_t at = 0;
+// Where `length` compressed bytes go: packed back to back after the previous
+// compressed cluster, continuing into the following host clusters when they are
+// free, otherwise from a new cluster.
+uint64_t Qcow2Device::place_compressed(uint64_t length) {
   if (compressed_cursor_) {
     uint64_t cluster_index = compressed_cursor_ >> cluster_bits_;
     uint64_t room = cluster_size_ - (compressed_cursor_ & (cluster_size_ - 1));
-    if (packed.size() <= room ||
-        refcounts_->try_allocate_at(cluster_index + 1, div_round_up(packed.size() - room, cluster_size_))) {
+    if (length <= room || refcounts_->try_allocate_at(cluster_index + 1, div_round_up(length - room, cluster_size_))) {
       refcounts_->adjust(cluster_index, 1);
-      at = compressed_cursor_;
+      uint64_t at = compressed_cursor_;
+      compressed_cursor_ = (at + length) % cluster_size_ ? at + length : 0;
+      return at;
     }
   }
-  if (at == 0) at = refcounts_->allocate(div_round_up(packed.size(), cluster_size_));
-  compressed_cursor_ = (at + packed.size()) % cluster_size_ ? at + packed.size() : 0;
-  file_.write_all(at, packed);
+  uint64_t at = refcounts_->allocate(div_round_up(length, cluster_size_));
+  compressed_cursor_ = (at + length) % cluster_size_ ? at + length : 0;
+  return at;
+}
 
-  const uint64_t index = l2_index(offset);
-  uint64_t old = l2->be64(index);
-  set_l2_entry(l2, index, encode_compressed(at, packed.size(), cluster_bits_));
-  release_entry(old);
+void Qcow2Device::write_packed(std::span<const PackedBlock> blocks) {
+  require_writable("compressed write");
+  for (const PackedBlock& b : blocks) {
+    check_request(b.offset, b.block.size(), "compressed write");
+    // Only the disk's last cluster may be short (the source may end before the
+    // virtual size, which is rounded up to a sector).
+    const bool last = b.offset + cluster_size_ >= size();
+    if (b.offset % cluster_size_ != 0 || b.block.size() > cluster_size_ || (b.block.size() < cluster_size_ && !last) ||
+        b.packed.size() > packed_bound())
+      fail(ErrorCategory::usage, "{}: compressed writes must cover exactly one cluster", filename());
+  }
+  std::unique_lock lock(lock_);
+  mark_dirty_for_lazy_refcounts();
+  // Clusters placed back to back go to the file in one write.
+  thread_local std::vector<uint8_t> run;
+  uint64_t run_at = 0, run_slot = ~0ull;
+  run.clear();
+  auto write_run = [&] {
+    if (!run.empty()) file_.write_all(run_at, run);
+    run.clear();
+  };
+  for (const PackedBlock& b : blocks) {
+    // The pending run goes to the file before anything that may write tables back
+    // (an incompressible cluster's write, another L2 table): a table on disk never
+    // points at compressed bytes still in memory.
+    const uint64_t slot = l1_index(b.offset);
+    if (b.packed.empty() || slot != run_slot) write_run();
+    run_slot = slot;
+    if (b.packed.empty()) {  // incompressible: stored plainly
+      write_locked(b.offset, b.block);
+      continue;
+    }
+    TableRef l2 = l2_table_for_write(slot);
+    const uint64_t at = place_compressed(b.packed.size());
+    if (at != run_at + run.size()) {
+      write_run();
+      run_at = at;
+    }
+    run.insert(run.end(), b.packed.begin(), b.packed.end());
+    const uint64_t index = l2_index(b.offset);
+    uint64_t old = l2->be64(index);
+    set_l2_entry(l2, index, encode_compressed(at, b.packed.size(), cluster_bits_));
+    release_entry(old);
+  }
+  write_run();
   writeback_if_full();
 }
 

@@ -44,7 +44,9 @@ class Qcow2Device final : public BlockDevice {
   BlockDevice* backing() const override { return backing_.get(); }
   uint64_t granularity() const override { return cluster_size_; }
   bool supports_compressed_writes() const override { return true; }
-  void write_compressed(uint64_t offset, std::span<const uint8_t> block) override;
+  size_t packed_bound() const override { return max_compressed_length(cluster_bits_); }
+  size_t pack(std::span<const uint8_t> block, std::span<uint8_t> out) const override;
+  void write_packed(std::span<const PackedBlock> blocks) override;
   void resize(uint64_t new_size) override;
   ImageInfo info() const override;
 
@@ -83,6 +85,7 @@ class Qcow2Device final : public BlockDevice {
   void write_new_clusters(TableRef& l2, uint64_t first_cluster, uint64_t count, uint64_t offset,
                           std::span<const uint8_t> data);
   void zero_clusters_locked(uint64_t offset, uint64_t length, bool may_unmap, bool discard);
+  uint64_t place_compressed(uint64_t length);
   void release_entry(uint64_t entry);
   void set_l2_entry(TableRef& l2, uint64_t index, uint64_t entry);
   bool reads_as_zero(uint64_t entry, uint64_t guest_offset) const;

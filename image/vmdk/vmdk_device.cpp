@@ -468,11 +468,18 @@ void VmdkDevice::write(uint64_t offset, std::span<const uint8_t> data) {
   if (cached > kMaxCachedTables) flush_metadata(false);
 }
 
-void VmdkDevice::write_compressed(uint64_t offset, std::span<const uint8_t> block) {
-  require_writable("compressed write");
-  check_request(offset, block.size(), "compressed write");
+size_t VmdkDevice::packed_bound() const { return stream_ ? stream_->packed_bound() : 0; }
+
+size_t VmdkDevice::pack(std::span<const uint8_t> block, std::span<uint8_t> out) const {
   if (!stream_) fail(ErrorCategory::unsupported, "{}: only streamOptimized VMDKs store compressed grains", path_);
-  stream_->write(offset, block);
+  return stream_->pack(block, out);
+}
+
+void VmdkDevice::write_packed(std::span<const PackedBlock> blocks) {
+  require_writable("compressed write");
+  if (!stream_) fail(ErrorCategory::unsupported, "{}: only streamOptimized VMDKs store compressed grains", path_);
+  for (const PackedBlock& b : blocks) check_request(b.offset, b.block.size(), "compressed write");
+  stream_->write_packed(blocks);
 }
 
 // Makes [offset, offset+length) read as zeros. Whole grains get metadata-only

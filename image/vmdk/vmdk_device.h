@@ -51,7 +51,10 @@ class VmdkDevice final : public BlockDevice {
   BlockDevice* backing() const override { return backing_.get(); }
   uint64_t granularity() const override { return granularity_; }
   bool supports_compressed_writes() const override { return stream_ != nullptr; }
-  void write_compressed(uint64_t offset, std::span<const uint8_t> block) override;
+  bool compresses_every_write() const override { return stream_ != nullptr; }
+  size_t packed_bound() const override;
+  size_t pack(std::span<const uint8_t> block, std::span<uint8_t> out) const override;
+  void write_packed(std::span<const PackedBlock> blocks) override;
   bool sequential_writes_only() const override { return stream_ != nullptr; }
   ImageInfo info() const override;
 

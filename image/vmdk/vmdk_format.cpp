@@ -1,12 +1,11 @@
 #include "image/vmdk/vmdk_format.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 
 #include "core/bytes.h"
+#include "core/compress.h"
 #include "core/endian.h"
 #include "core/error.h"
 #include "core/units.h"
@@ -365,29 +364,11 @@ bool looks_like_descriptor(std::span<const uint8_t> head) {
 // ---- grains ----------------------------------------------------------------------
 
 std::vector<uint8_t> compress_grain(std::span<const uint8_t> grain, int level) {
-  uLongf bound = compressBound(static_cast<uLong>(grain.size()));
-  std::vector<uint8_t> out(bound);
-  if (compress2(out.data(), &bound, grain.data(), static_cast<uLong>(grain.size()), level) != Z_OK)
-    fail(ErrorCategory::internal, "zlib: compressing a grain failed");
-  out.resize(bound);
-  return out;
+  return compress::compress(compress::Codec::zlib, level, grain);
 }
 
 size_t decompress_grain(std::span<const uint8_t> in, std::span<uint8_t> out) {
-  z_stream s{};
-  if (inflateInit(&s) != Z_OK) fail(ErrorCategory::internal, "zlib: inflateInit failed");
-  s.next_in = const_cast<Bytef*>(in.data());
-  s.avail_in = static_cast<uInt>(in.size());
-  s.next_out = out.data();
-  s.avail_out = static_cast<uInt>(out.size());
-  int rc = inflate(&s, Z_FINISH);
-  size_t produced = out.size() - s.avail_out;
-  inflateEnd(&s);
-  if (rc == Z_STREAM_END) return produced;
-  if (rc == Z_BUF_ERROR && s.avail_out == 0)
-    fail(ErrorCategory::corrupt, "compressed grain decompresses to more than {} bytes", out.size());
-  fail(ErrorCategory::corrupt, "compressed grain is damaged (zlib: {})",
-       rc == Z_DATA_ERROR ? "bad data" : rc == Z_BUF_ERROR ? "stream cut short" : "error");
+  return compress::decompress_into(compress::Codec::zlib, in, out, compress::Expect::at_most, "compressed grain");
 }
 
 }  // namespace arche::image::vmdk

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/bytes.h"
+#include "core/compress.h"
 #include "core/endian.h"
 #include "core/error.h"
 #include "core/units.h"
@@ -158,23 +159,18 @@ void StreamWriter::write(uint64_t offset, std::span<const uint8_t> data) {
   if (whole_end > first && pos == first * grain_bytes_) {
     const size_t count = whole_end - first;
     std::vector<std::vector<uint8_t>> packed(count);
-    auto pack = [&](size_t i) {
+    auto pack_one = [&](size_t i) {
       const uint64_t g = first + i;
       std::span<const uint8_t> src = data.subspan(g * grain_bytes_ - offset, grain_bytes_at(g));
       if (all_zero(src)) return;
-      if (src.size() == grain_bytes_) {
-        packed[i] = compress_grain(src, level_);
-      } else {
-        std::vector<uint8_t> full(grain_bytes_, 0);  // the disk's short last grain, zero-padded
-        std::memcpy(full.data(), src.data(), src.size());
-        packed[i] = compress_grain(full, level_);
-      }
+      packed[i].resize(packed_bound());
+      packed[i].resize(pack(src, packed[i]));
     };
     if (count >= 4) {
       if (!pool_) pool_ = std::make_unique<ThreadPool>();
-      parallel_for(*pool_, count, pack);
+      parallel_for(*pool_, count, pack_one);
     } else {
-      for (size_t i = 0; i < count; ++i) pack(i);
+      for (size_t i = 0; i < count; ++i) pack_one(i);
     }
     for (size_t i = 0; i < count; ++i)
       if (!packed[i].empty()) append_grain(b_, first + i, packed[i]);
@@ -187,6 +183,45 @@ void StreamWriter::write(uint64_t offset, std::span<const uint8_t> data) {
     pending_.assign(grain_bytes_, 0);
     pending_grain_ = static_cast<int64_t>(g);
     std::memcpy(pending_.data() + (pos - g * grain_bytes_), data.data() + (pos - offset), end - pos);
+  }
+  if (b_.out.size() >= kWriteBatch) write_out(b_);
+}
+
+size_t StreamWriter::packed_bound() const { return compress::bound(compress::Codec::zlib, grain_bytes_); }
+
+size_t StreamWriter::pack(std::span<const uint8_t> grain, std::span<uint8_t> out) const {
+  if (grain.size() > grain_bytes_ || out.size() < packed_bound())
+    fail(ErrorCategory::internal, "{}: pack() of {} bytes into {}", file_.path(), grain.size(), out.size());
+  std::span<const uint8_t> full = grain;
+  if (grain.size() < grain_bytes_) {  // the disk's short last grain, zero-padded
+    thread_local std::vector<uint8_t> padded;
+    padded.assign(grain_bytes_, 0);
+    std::memcpy(padded.data(), grain.data(), grain.size());
+    full = padded;
+  }
+  return compress::compress_into(compress::Codec::zlib, level_, full, out);
+}
+
+void StreamWriter::write_packed(std::span<const PackedBlock> blocks) {
+  std::lock_guard lock(mutex_);
+  for (const PackedBlock& b : blocks) {
+    const uint64_t g = b.offset / grain_bytes_;
+    // Only the disk's last grain may be short, also shorter than the disk (whose size
+    // is rounded up to a sector): the rest of it reads as zeros.
+    const bool last = (g + 1) * grain_bytes_ >= disk_bytes_;
+    if (b.offset % grain_bytes_ != 0 || g * grain_bytes_ >= disk_bytes_ || b.block.size() > grain_bytes_at(g) ||
+        (b.block.size() < grain_bytes_ && !last))
+      fail(ErrorCategory::usage, "{}: compressed writes must cover exactly one grain", file_.path());
+    check_order(b.offset, b.block.size());
+    emit_pending(b_);  // a grain an earlier write began is complete: nothing can reach it now
+    if (all_zero(b.block)) continue;
+    if (!b.packed.empty()) {
+      append_grain(b_, g, b.packed);
+    } else {
+      std::vector<uint8_t> packed(packed_bound());
+      packed.resize(pack(b.block, packed));
+      append_grain(b_, g, packed);
+    }
   }
   if (b_.out.size() >= kWriteBatch) write_out(b_);
 }

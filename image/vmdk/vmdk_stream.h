@@ -6,7 +6,9 @@
 //
 // Writes must come in increasing, non-overlapping order (BlockDevice::
 // sequential_writes_only()). Whole grains of one write are compressed in parallel;
-// only the append is serial. All-zero grains are not stored.
+// only the append is serial. Writers that compress on their own threads (convert)
+// pack() grains and hand them over with write_packed(). All-zero grains are not
+// stored.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 
 #include "core/file.h"
 #include "core/thread_pool.h"
+#include "image/block_device.h"
 #include "image/vmdk/vmdk_format.h"
 
 namespace arche::image::vmdk {
@@ -28,6 +31,13 @@ class StreamWriter {
   StreamWriter(const File& file, SparseHeader header, int compression_level);
 
   void write(uint64_t offset, std::span<const uint8_t> data);
+  // Bytes pack() may need for one grain.
+  size_t packed_bound() const;
+  // Compresses one grain (the disk's short last grain zero-padded) into `out`;
+  // returns the length. Any thread, no lock taken.
+  size_t pack(std::span<const uint8_t> grain, std::span<uint8_t> out) const;
+  // Appends whole grains that pack() compressed, in increasing order.
+  void write_packed(std::span<const PackedBlock> blocks);
   // Zeros need no grains; they only move the write position on.
   void skip(uint64_t offset, uint64_t length);
   // Writes what is complete and a provisional end (pending grain, grain table,

@@ -7,3 +7,14 @@ fuzz_target(vmdk_fuzz ${ARCHE_ROOT}/tests/fuzz/vmdk_fuzz.cpp arche_image)
 fuzz_target(vhd_fuzz ${ARCHE_ROOT}/tests/fuzz/vhd_fuzz.cpp arche_image)
 fuzz_target(vhdx_fuzz ${ARCHE_ROOT}/tests/fuzz/vhdx_fuzz.cpp arche_image)
 fuzz_target(vdi_fuzz ${ARCHE_ROOT}/tests/fuzz/vdi_fuzz.cpp arche_image)
+# The remote stores' parsers (S3 XML and HTTP heads, SFTP replies).
+fuzz_target(s3_fuzz ${ARCHE_ROOT}/tests/fuzz/s3_fuzz.cpp arche_backup)
+fuzz_target(sftp_fuzz ${ARCHE_ROOT}/tests/fuzz/sftp_fuzz.cpp arche_backup)
+# Partition tables, LVM2, the volume tree and our own FAT and XFS readers
+# (volume/ brings libext2fs, libntfs-3g, libseccomp).
+add_subdirectory(${ARCHE_ROOT}/volume volume)
+fuzz_target(partition_fuzz ${ARCHE_ROOT}/tests/fuzz/partition_fuzz.cpp arche_volume)
+fuzz_target(lvm_fuzz ${ARCHE_ROOT}/tests/fuzz/lvm_fuzz.cpp arche_volume)
+fuzz_target(fat_fuzz ${ARCHE_ROOT}/tests/fuzz/fat_fuzz.cpp arche_volume)
+fuzz_target(xfs_fuzz ${ARCHE_ROOT}/tests/fuzz/xfs_fuzz.cpp arche_volume)
+fuzz_target(mirror_fuzz ${ARCHE_ROOT}/tests/fuzz/mirror_fuzz.cpp arche_image)

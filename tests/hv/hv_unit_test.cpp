@@ -90,6 +90,16 @@ TEST(VmConfig, UnknownKeysAreErrorsNamingTheKey) {
   EXPECT_THROW(load_vm_config(dir.file("d.toml")), Error);
 }
 
+TEST(VmConfig, MirrorDiskLegsAreEachRelativeToTheToml) {
+  TempDir dir;
+  write_text(dir.file("vm.toml"),
+             "kernel = \"k\"\n[[disk]]\npath = \"mirror:a.img+b.img\"\n[[disk]]\npath = \"mirror:c.img+/srv/d.img\"\n");
+  VmConfig c = load_vm_config(dir.file("vm.toml"));
+  ASSERT_EQ(c.disks.size(), 2u);
+  EXPECT_EQ(c.disks[0].path, "mirror:" + dir.file("a.img") + "+" + dir.file("b.img"));
+  EXPECT_EQ(c.disks[1].path, "mirror:" + dir.file("c.img") + "+/srv/d.img");  // an absolute leg stays as written
+}
+
 TEST(VmConfig, DiskAndNetSpecs) {
   DiskConfig d = parse_disk_spec("a.qcow2,format=qcow2,readonly");
   EXPECT_EQ(d.path, "a.qcow2");

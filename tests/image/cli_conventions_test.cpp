@@ -43,9 +43,9 @@ std::vector<std::string> section_words(const std::string& help, const std::strin
 }
 
 TEST(CliConventions, UnknownCommands) {
-  expect_usage_error({"frob"}, "unknown command 'frob' (commands: image, backup, vm) (see: arche --help)");
+  expect_usage_error({"frob"}, "unknown command 'frob' (commands: image, backup, vm, raid) (see: arche --help)");
   // --help after an unknown command is no way around it.
-  expect_usage_error({"frob", "--help"}, "unknown command 'frob' (commands: image, backup, vm) (see: arche --help)");
+  expect_usage_error({"frob", "--help"}, "unknown command 'frob' (commands: image, backup, vm, raid) (see: arche --help)");
   CommandResult r = arche({"image", "frob", "--help"});
   EXPECT_EQ(r.exit_code, 64);
   EXPECT_EQ(r.err.rfind("arche: image: unknown command 'frob' (commands: create, info,", 0), 0u) << r.err;
@@ -70,7 +70,7 @@ TEST(CliConventions, ParseErrorsNameArgumentsAsTheHelpDoes) {
                      "image create: -f,--format needs a value (see: arche image create --help)");
   expect_usage_error({"image"},
                      "image: a command is required: create, info, check, map, compare, convert, commit, "
-                     "rebase, resize, measure, write, read, import (see: arche image --help)");
+                     "rebase, resize, measure, write, read, import, ls, extract (see: arche image --help)");
   CommandResult r = arche({"image", "check", "-r", "foo", "x"});
   EXPECT_EQ(r.exit_code, 64);
   EXPECT_EQ(r.err.rfind("arche: image check: -r,--repair: ", 0), 0u) << r.err;
@@ -87,10 +87,11 @@ TEST(CliConventions, EveryCommandNamesItsMissingArgument) {
       CommandResult help = arche({group, command, "--help"});
       std::smatch usage;
       ASSERT_TRUE(std::regex_search(help.out, usage, std::regex("Usage: ([^\n]*)"))) << group << " " << command;
-      // The first required argument: a capitalised word outside brackets.
+      // The first required argument: a capitalised word outside brackets ("LEGS..." names
+      // LEGS: the dots of a repeated argument are not part of its name).
       std::smatch first;
       std::string line = std::regex_replace(usage[1].str(), std::regex(R"(\[[^\]]*\])"), "");
-      if (!std::regex_search(line, first, std::regex(R"( ([A-Z][A-Z0-9_:.]*)(\.\.\.)?(\s|$))"))) continue;
+      if (!std::regex_search(line, first, std::regex(R"( ([A-Z][A-Z0-9_:]*(?:\.[A-Z0-9_:]+)*)(\.\.\.)?(\s|$))"))) continue;
       if (first[1] == "COMMAND") continue;  // a group of its own: checked by UnknownCommands' rule
       CommandResult r = arche({group, command});
       SCOPED_TRACE(group + " " + command + ": " + r.err);

@@ -74,7 +74,12 @@ TEST_P(Qcow2Crash, KilledWriterLeavesARepairableConsistentImage) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) writer(img, progress);
-    std::this_thread::sleep_for(std::chrono::milliseconds(300 + 150 * round));
+    // Kill only once the writer has flushed at least once (however slow the machine),
+    // then at a point that moves from round to round.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    while (load_le64(read_file(progress).data()) == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 + 150 * round));
     ASSERT_EQ(kill(pid, SIGKILL), 0);
     int status = 0;
     waitpid(pid, &status, 0);

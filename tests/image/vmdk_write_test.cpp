@@ -220,9 +220,10 @@ TEST(VmdkWrite, StreamIsWrittenFrontToBackOnly) {
       EXPECT_EQ(e.category(), ErrorCategory::usage);
       EXPECT_NE(std::string(e.what()).find("front to back"), std::string::npos) << e.what();
     }
-    // flush() leaves a complete, valid stream behind.
+    // flush() leaves a complete, valid stream behind. The device still holds its
+    // write lock, so qemu-img must be told to share (-U) to look at it.
     dev->flush();
-    must({"qemu-img", "check", f});
+    must({"qemu-img", "check", "-U", f});
     std::vector<uint8_t> b(4096, 0x77);
     dev->write(7 << 20, b);
   }

@@ -1,0 +1,18 @@
+// libFuzzer target for the XFS reader: superblock, AG headers, inode, free-space
+// and block-map btrees, every directory shape, symlinks, file reads and used
+// ranges, over the input placed in a 64 MiB volume (filesystem_fuzz.h).
+#include "tests/fuzz/filesystem_fuzz.h"
+#include "volume/readers.h"
+
+using namespace arche;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size > (1 << 20)) return 0;
+  auto volume = std::make_shared<fuzz::TwoPartDevice>(data, size, uint64_t{64} << 20);
+  try {
+    auto fs = volume::open_xfs(volume);
+    fuzz::exercise_filesystem(*fs);
+  } catch (const Error&) {
+  }
+  return 0;
+}
