@@ -183,9 +183,23 @@ PassphraseSource new_passphrase_source(std::string file, std::string command, st
   return s;
 }
 
+PassphraseSource destination_passphrase_source(std::string file, std::string command, std::string prompt) {
+  PassphraseSource s;
+  s.file = std::move(file);
+  s.command = std::move(command);
+  s.file_option = "--dst-passphrase-file";
+  s.command_option = "--dst-passphrase-command";
+  s.env = "ARCHE_DST_PASSPHRASE";
+  s.file_env = "ARCHE_DST_PASSPHRASE_FILE";
+  s.command_env = "ARCHE_DST_PASSPHRASE_COMMAND";
+  s.prompt = std::move(prompt);
+  return s;
+}
+
 void capture_passphrase_environment() {
   capture("ARCHE_PASSPHRASE");
   capture("ARCHE_NEW_PASSPHRASE");
+  capture("ARCHE_DST_PASSPHRASE");
 }
 
 bool passphrase_given(const PassphraseSource& source) {

@@ -7,7 +7,8 @@
 //   ARCHE_PASSPHRASE            the passphrase itself
 //   a terminal prompt           when stdin is a terminal
 // New passphrases (init, key add, change-passphrase) have their own options and
-// ARCHE_NEW_PASSPHRASE. Both passphrase variables are taken out of the environment
+// ARCHE_NEW_PASSPHRASE; the destination of a copy its own (--dst-passphrase-*,
+// ARCHE_DST_PASSPHRASE...). The passphrase variables are taken out of the environment
 // when a backup command starts (capture_passphrase_environment): their bytes are
 // wiped where the kernel shows them (/proc/PID/environ) and programs arche starts
 // do not inherit them. The passphrase is held in SecretBytes: locked memory, no core
@@ -36,7 +37,11 @@ struct PassphraseSource {
 // The source of a new passphrase: --new-passphrase-file/-command, ARCHE_NEW_PASSPHRASE.
 PassphraseSource new_passphrase_source(std::string file, std::string command, std::string prompt);
 
-// Moves ARCHE_PASSPHRASE and ARCHE_NEW_PASSPHRASE from the environment into locked
+// The source of the passphrase of a copy's destination: --dst-passphrase-file/-command,
+// ARCHE_DST_PASSPHRASE_FILE/_COMMAND, ARCHE_DST_PASSPHRASE.
+PassphraseSource destination_passphrase_source(std::string file, std::string command, std::string prompt);
+
+// Moves ARCHE_PASSPHRASE, ARCHE_NEW_PASSPHRASE and ARCHE_DST_PASSPHRASE from the environment into locked
 // memory and wipes the environment's copies. Idempotent; read_passphrase finds them.
 void capture_passphrase_environment();
 

@@ -116,15 +116,23 @@ RepoSettings decode_config_settings(std::span<const uint8_t> data, const RepoKey
 
 // ---- init / open -----------------------------------------------------------------
 
-void Repository::init(Store& store, std::span<const uint8_t> passphrase, const InitOptions& options) {
-  validate_settings(options.settings, ErrorCategory::usage);
+namespace {
+
+// An init that was interrupted leaves a key slot and no config: that is redone.
+void require_empty_store(Store& store) {
   if (store.stat("config")) fail(ErrorCategory::exists, "{} is a repository already", store.location());
-  // An init that was interrupted leaves a key slot and no config: that is redone.
   std::vector<ObjectInfo> present = store.list("");
   for (const ObjectInfo& o : present)
     if (o.name.compare(0, 5, "keys/") != 0)
       fail(ErrorCategory::exists, "{} is not empty ({}); a repository needs a place of its own", store.location(), o.name);
   for (const ObjectInfo& o : present) store.remove(o.name);
+}
+
+}  // namespace
+
+void Repository::init(Store& store, std::span<const uint8_t> passphrase, const InitOptions& options) {
+  validate_settings(options.settings, ErrorCategory::usage);
+  require_empty_store(store);
   RepoConfigHeader h;
   h.repo_id = Id::random();
   h.created = static_cast<uint64_t>(std::time(nullptr));
@@ -132,6 +140,17 @@ void Repository::init(Store& store, std::span<const uint8_t> passphrase, const I
   KeySlot slot = make_key_slot(h.repo_id, keys.master(), passphrase, options.kdf);
   store.write("keys/" + slot.name(), encode_key_slot(slot), WriteMode::create);
   store.write("config", encode_config(h, options.settings, keys), WriteMode::create);
+}
+
+void Repository::init_same_key(Store& store, const Repository& source, std::span<const uint8_t> passphrase,
+                               const KdfParams& kdf) {
+  require_empty_store(store);
+  const std::vector<uint8_t> config = source.store().read("config");
+  if (decode_config_header(config, source.location() + "/config").repo_id != source.id())
+    fail(ErrorCategory::busy, "{}: config changed while it was read", source.location());
+  KeySlot slot = make_key_slot(source.id(), source.keys().master(), passphrase, kdf);
+  store.write("keys/" + slot.name(), encode_key_slot(slot), WriteMode::create);
+  store.write("config", config, WriteMode::create);
 }
 
 void Repository::init(const std::string& url, std::span<const uint8_t> passphrase, const InitOptions& options) {

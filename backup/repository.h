@@ -75,6 +75,11 @@ class Repository {
   // with a config is a repository; one with only a key slot is an interrupted init,
   // which init may redo).
   static void init(Store& store, std::span<const uint8_t> passphrase, const InitOptions& options);
+  // A replica of `source` in an empty store: the same repository id, master secret and
+  // settings (its config, byte for byte) under a key slot of `passphrase`, so packs
+  // copied between them stay valid as they are (copy.h; docs/storage.md).
+  static void init_same_key(Store& store, const Repository& source, std::span<const uint8_t> passphrase,
+                            const KdfParams& kdf);
   // The store a URL names, created (create_store), then init.
   static void init(const std::string& url, std::span<const uint8_t> passphrase, const InitOptions& options);
   // Opens with a passphrase; a wrong one is one crypto error.

@@ -113,6 +113,11 @@ class Store {
 //   s3://[ACCESS@]host[:port]/bucket[/prefix]   (https; s3+http:// for a local endpoint)
 // Credentials never come from the URL's password part (docs/storage.md).
 std::unique_ptr<Store> open_store(const std::string& url);
+// Every store refuses, with a usage error naming `location`, an object name outside
+// the contract: relative, '/'-separated, at most 1024 bytes, no empty component, none
+// starting with '.' (stores keep their temporaries there), no control characters.
+void check_object_name(std::string_view name, const std::string& location);
+
 // The same for a repository about to be made: a local directory is created (it must
 // not exist or be empty) with the layout's subdirectories.
 std::unique_ptr<Store> create_store(const std::string& url);

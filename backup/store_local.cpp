@@ -24,20 +24,6 @@ constexpr const char* kLayoutDirs[] = {"data", "index", "snapshots", "locks", "k
 // Start writeback every few MB, so the fsync at the end of a pack waits for little.
 constexpr uint64_t kWritebackStep = 8u << 20;
 
-// Names are relative, '/'-separated, with no empty, "." or ".." component and none
-// starting with '.', which is where temporary files live.
-void check_name(std::string_view name) {
-  bool ok = !name.empty() && name.front() != '/' && name.back() != '/';
-  for (size_t start = 0; ok && start <= name.size();) {
-    size_t end = name.find('/', start);
-    if (end == std::string_view::npos) end = name.size();
-    std::string_view part = name.substr(start, end - start);
-    ok = !part.empty() && part.front() != '.' && part.find('\0') == std::string_view::npos;
-    start = end + 1;
-  }
-  if (!ok) fail(ErrorCategory::internal, "'{}' is not a valid object name", name);
-}
-
 void make_directory(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) throw_errno(errno, "create directory " + path);
 }
@@ -182,7 +168,7 @@ StoreCapabilities LocalStore::capabilities() const {
 }
 
 std::string LocalStore::path_of(std::string_view name) const {
-  check_name(name);
+  check_object_name(name, location());
   return root_ + "/" + std::string(name);
 }
 

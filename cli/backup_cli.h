@@ -42,6 +42,7 @@ void quiet_if_json(const Context& ctx);
 void add_init(CLI::App& group, Context& ctx);
 void add_create(CLI::App& group, Context& ctx);
 void add_restore(CLI::App& group, Context& ctx);
+void add_copy(CLI::App& group, Context& ctx);
 void add_list(CLI::App& group, Context& ctx);
 void add_info(CLI::App& group, Context& ctx);
 void add_diff(CLI::App& group, Context& ctx);

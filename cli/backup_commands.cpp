@@ -89,9 +89,26 @@ struct InitArgs {
   std::string repo, chunk_size, pack_size, kdf_memory;
   int compression = 1;
   uint64_t kdf_ops = 3;
+  std::string same_key_as;
   PassArgs pass;
   NewPassArgs new_pass;
 };
+
+// `init REPO --same-key-as SRC`: the ordinary sources give SRC's passphrase, which the
+// replica keeps unless a new one is given.
+void init_replica(const std::string& repo, const std::string& src, const PassArgs& pass, const NewPassArgs& new_pass,
+                  const KdfParams& kdf) {
+  std::shared_ptr<Store> src_store = open_store(src);
+  Repository::read_header(*src_store);
+  const SecretBytes src_pass = read_passphrase(passphrase_source(pass, src));
+  auto source = Repository::open(std::move(src_store), src_pass.span());
+  const PassphraseSource fresh = new_passphrase_source(new_pass, repo);
+  if (passphrase_given(fresh)) {
+    Repository::init_same_key(*create_store(repo), *source, read_new_passphrase(fresh).span(), kdf);
+  } else {
+    Repository::init_same_key(*create_store(repo), *source, src_pass.span(), kdf);
+  }
+}
 
 }  // namespace
 
@@ -104,11 +121,15 @@ void add_init(CLI::App& group, Context& ctx) {
   cmd->add_option("--pack-size", a->pack_size, "Size at which packs are closed (1M..24M, default 16M)");
   cmd->add_option("--kdf-memory", a->kdf_memory, "Memory of argon2id per unlock (default 32M)");
   cmd->add_option("--kdf-ops", a->kdf_ops, "Passes of argon2id per unlock")->capture_default_str();
+  cmd->add_option("--same-key-as", a->same_key_as,
+                  "Make a replica of SRC (its id, key and settings) that backup copy fills with packs as they are");
   add_passphrase_options(cmd, a->pass);
   add_new_passphrase_options(cmd, a->new_pass);
   add_json_flag(cmd, ctx);
   cmd->footer("The passphrase of the new repository: --new-passphrase-file/-command or $ARCHE_NEW_PASSPHRASE if "
-              "given, else --passphrase-file/-command, $ARCHE_PASSPHRASE... or a prompt asked twice.");
+              "given, else --passphrase-file/-command, $ARCHE_PASSPHRASE... or a prompt asked twice. With "
+              "--same-key-as the ordinary sources give SRC's passphrase, and the new repository keeps it unless a "
+              "new one is given.");
   cmd->callback([&ctx, a] {
     const std::string repo = repo_or_default(a->repo);
     InitOptions o;
@@ -118,13 +139,18 @@ void add_init(CLI::App& group, Context& ctx) {
     if (!a->kdf_memory.empty()) o.kdf.memlimit = parse_size(a->kdf_memory, "kdf memory");
     o.kdf.opslimit = a->kdf_ops;
     validate_settings(o.settings, ErrorCategory::usage);
-    PassphraseSource source = new_passphrase_source(a->new_pass, repo);
-    if (!passphrase_given(source)) {
-      source = passphrase_source(a->pass, repo);
-      source.prompt = "new passphrase for " + repo + ": ";
+    if (!a->same_key_as.empty()) {
+      if (!a->chunk_size.empty() || !a->pack_size.empty())
+        fail(ErrorCategory::usage, "--same-key-as takes the settings of {}: no --chunk-size or --pack-size", a->same_key_as);
+      init_replica(repo, a->same_key_as, a->pass, a->new_pass, o.kdf);
+    } else {
+      PassphraseSource source = new_passphrase_source(a->new_pass, repo);
+      if (!passphrase_given(source)) {
+        source = passphrase_source(a->pass, repo);
+        source.prompt = "new passphrase for " + repo + ": ";
+      }
+      Repository::init(repo, read_new_passphrase(source).span(), o);
     }
-    SecretBytes pass = read_new_passphrase(source);
-    Repository::init(repo, pass.span(), o);
     RepoConfigHeader h = Repository::read_header(*open_store(repo));
     if (ctx.json) {
       print_json(Json{{"repository", repo}, {"id", h.repo_id.hex()}});
@@ -262,6 +288,7 @@ void register_backup_commands(CLI::App& app, Context& ctx) {
   add_init(*group, ctx);
   add_create(*group, ctx);
   add_restore(*group, ctx);
+  add_copy(*group, ctx);
   add_list(*group, ctx);
   add_info(*group, ctx);
   add_diff(*group, ctx);

@@ -437,4 +437,38 @@ void print_key_slots(const Context& ctx, const std::vector<std::pair<std::string
   if (ctx.json) print_json(slots);
 }
 
+void print_copy(const Context& ctx, const CopyReport& r, const std::string& src, const std::string& dst, bool dry_run) {
+  size_t copied = 0;
+  for (const CopiedSnapshot& s : r.snapshots) copied += !s.present;
+  if (ctx.json) {
+    Json snapshots = Json::array();
+    for (const CopiedSnapshot& s : r.snapshots)
+      snapshots.push_back(Json{{"name", s.name}, {"id", s.id}, {"present", s.present}});
+    print_json(Json{{"dry-run", dry_run},
+                    {"source", src},
+                    {"destination", dst},
+                    {"snapshots", snapshots},
+                    {"needed-blobs", r.needed_blobs},
+                    {"missing-blobs", r.missing_blobs},
+                    {"packs", r.packs},
+                    {"pack-bytes", r.pack_bytes},
+                    {"adopted-packs", r.adopted_packs},
+                    {"seconds", r.seconds}});
+    return;
+  }
+  for (const CopiedSnapshot& s : r.snapshots)
+    say(ctx, fmt::format("{} {} ({})", s.present ? "present" : (dry_run ? "would copy" : "copied "), s.name, s.id.substr(0, 8)));
+  const std::string packs = fmt::format("{} ({})", count(r.packs, "pack", "packs"), format_size(r.pack_bytes));
+  if (dry_run) {
+    say(ctx, fmt::format("dry run: {} of {} would go to {} in {}; nothing was written", count(copied, "snapshot", "snapshots"),
+                         src, dst, packs));
+    return;
+  }
+  say(ctx, fmt::format("copied {} from {} to {} in {:.2f} s: {} sent, {} of {} chunks were missing there{}",
+                       count(copied, "snapshot", "snapshots"), src, dst, r.seconds, packs, r.missing_blobs,
+                       r.needed_blobs,
+                       r.adopted_packs ? fmt::format(", {} left by an interrupted run adopted", count(r.adopted_packs, "pack", "packs"))
+                                       : std::string()));
+}
+
 }  // namespace arche::cli::backup_cli

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backup/check.h"
+#include "backup/copy.h"
 #include "backup/lock.h"
 #include "backup/prune.h"
 #include "backup/repair.h"
@@ -35,6 +36,8 @@ void print_prune(const Context& ctx, const backup::PruneReport& r, bool dry_run)
 void print_check(const Context& ctx, const backup::CheckReport& r, bool read_data);
 void print_repair_index(const Context& ctx, const backup::RepairReport& r);
 void print_repair_snapshots(const Context& ctx, const backup::SnapshotRepairReport& r, bool dry_run);
+void print_copy(const Context& ctx, const backup::CopyReport& r, const std::string& src, const std::string& dst,
+                bool dry_run);
 void print_unlocked(const Context& ctx, const std::vector<backup::LockInfo>& removed);
 void print_key_slots(const Context& ctx, const std::vector<std::pair<std::string, backup::KeySlot>>& slots,
                      const std::string& current);

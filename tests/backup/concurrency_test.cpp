@@ -24,6 +24,9 @@
 #include "tests/backup/backup_test_util.h"
 #include "tests/backup/memory_store.h"
 #include "tests/backup/store_factories.h"
+#ifdef ARCHE_TEST_REMOTE_STORES
+#include "tests/backup/rgw_fixture.h"
+#endif
 
 namespace fs = boost::filesystem;
 
@@ -325,13 +328,10 @@ std::string factory_name(const ::testing::TestParamInfo<StoreFactory>& info) { r
 
 INSTANTIATE_TEST_SUITE_P(Stores, BackupManyHosts, ::testing::ValuesIn(store_factories()), factory_name);
 
-// The same with processes on a local repository, each as another host (a UTS
-// namespace of its own, when root), and prunes by a fourth process beside them.
-TEST(BackupManyHostProcesses, ConcurrentCreatesFromSeveralHostsAndAPruneBesideThem) {
-  use_passphrase();
-  TempDir dir;
-  const std::string repo = dir.file("repo");
-  init_repo(repo, {"--pack-size", "1M"});
+// The same with processes, each as another host (a UTS namespace of its own, when
+// root), and prunes by a fourth process beside them, into the repository at `repo`
+// (made with 1 MiB packs).
+void back_up_from_host_processes(const std::string& repo, const TempDir& dir) {
   const std::string shared = dir.file("shared");
   write_random_file(shared, 6u << 20, 2020);
   const bool other_hosts = arche::test::is_root() && arche::test::have_program("unshare");
@@ -373,9 +373,31 @@ TEST(BackupManyHostProcesses, ConcurrentCreatesFromSeveralHostsAndAPruneBesideTh
   CommandResult check = backup({"check", "--read-data", repo});
   EXPECT_EQ(check.exit_code, 0) << check.out;
   uint64_t stored = 0;
-  for (const std::string& f : files_below(repo + "/data")) stored += fs::file_size(f);
+  for (const ObjectInfo& o : open_store(repo)->list("data/")) stored += o.size;
   EXPECT_LT(stored, (6u << 20) + 3 * (2u << 20) + (2u << 20)) << "the shared 6 MiB are stored once";
 }
+
+TEST(BackupManyHostProcesses, ConcurrentCreatesFromSeveralHostsAndAPruneBesideThem) {
+  use_passphrase();
+  TempDir dir;
+  const std::string repo = dir.file("repo");
+  init_repo(repo, {"--pack-size", "1M"});
+  back_up_from_host_processes(repo, dir);
+}
+
+#ifdef ARCHE_TEST_REMOTE_STORES
+// Issue 12, acceptance 4: the same into one S3 repository on the test's radosgw.
+TEST(BackupManyHostProcesses, ConcurrentCreatesIntoOneS3RepositoryAndAPruneBesideThem) {
+  use_passphrase();
+  arche::test::RgwCluster& cluster = arche::test::RgwCluster::shared();
+  for (const auto& [name, value] : cluster.environment()) ::setenv(name.c_str(), value.c_str(), 1);
+  cluster.store("arche-hosts");
+  TempDir dir;
+  const std::string repo = cluster.url("arche-hosts", "repo-" + std::to_string(::time(nullptr)));
+  init_repo(repo, {"--pack-size", "1M"});
+  back_up_from_host_processes(repo, dir);
+}
+#endif
 
 }  // namespace
 }  // namespace arche::backup::test

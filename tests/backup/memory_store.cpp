@@ -60,7 +60,7 @@ void MemoryStore::delay() const {
 
 const MemoryStore::Object& MemoryStore::find_locked(std::string_view name) const {
   auto it = objects_.find(name);
-  if (it == objects_.end()) fail(ErrorCategory::not_found, "memory store: {} does not exist", name);
+  if (it == objects_.end()) fail(ErrorCategory::not_found, "{}: {} does not exist", location(), name);
   return it->second;
 }
 
@@ -79,7 +79,7 @@ void MemoryStore::before_mutation(std::string_view name) {
       return;
     }
     --fail_count_;
-    fail(fail_category_, "memory store: injected failure writing {}", name);
+    fail(fail_category_, "{}: injected failure writing {}", location(), name);
   }
 }
 
@@ -88,7 +88,7 @@ void MemoryStore::put(const std::string& name, std::vector<uint8_t> bytes, Write
   std::lock_guard lock(mutex_);
   auto it = objects_.find(name);
   if (it != objects_.end() && mode == WriteMode::create)
-    fail(ErrorCategory::exists, "memory store: {} exists already", name);
+    fail(ErrorCategory::exists, "{}: {} exists already", location(), name);
   Object o{std::make_shared<const std::vector<uint8_t>>(std::move(bytes)), static_cast<int64_t>(std::time(nullptr)),
            std::chrono::steady_clock::now() + options_.listing_lag};
   // A replaced object stays listed (its name was visible before).
@@ -135,10 +135,12 @@ std::unique_ptr<ObjectReader> MemoryStore::open(std::string_view name) {
 }
 
 void MemoryStore::write(std::string_view name, std::span<const uint8_t> data, WriteMode mode) {
+  check_object_name(name, location());
   put(std::string(name), std::vector<uint8_t>(data.begin(), data.end()), mode);
 }
 
 std::unique_ptr<ObjectWriter> MemoryStore::create(std::string_view name, WriteMode mode) {
+  check_object_name(name, location());
   delay();
   return std::make_unique<Writer>(*this, std::string(name), mode);
 }

@@ -1,12 +1,15 @@
 // Issue 12, acceptance 1: the part of the backup suite that does not depend on where
 // the repository lives, run against every store factory (store_factories.h): the
 // Store contract itself, a backup/restore/check round trip, damage found, prune and
-// repair, locks. The CLI suites run against local directories as before.
+// repair, locks, copy into a replica. The CLI suites run against local directories as before.
 #include <gtest/gtest.h>
 
 #include <boost/filesystem.hpp>
 
+#include <algorithm>
+
 #include "backup/check.h"
+#include "backup/copy.h"
 #include "backup/create.h"
 #include "backup/lock.h"
 #include "backup/prune.h"
@@ -15,6 +18,7 @@
 #include "backup/snapshot.h"
 #include "core/error.h"
 #include "tests/backup/backup_test_util.h"
+#include "tests/backup/memory_store.h"
 #include "tests/backup/store_factories.h"
 
 namespace fs = boost::filesystem;
@@ -234,6 +238,60 @@ TEST_P(StoreSuite, LocksConflictAsTheirModesSay) {
   { RepoLock shared(*repo, LockMode::shared, "backup"); }
   EXPECT_EQ(remove_locks(*repo, false).size(), 1u);
   RepoLock check(*repo, LockMode::exclusive, "check");
+}
+
+// A replica on this store (init_same_key) filled by copy from a local memory
+// repository: the snapshots restore there, a second copy sends nothing, and no store
+// object holds the plaintext.
+TEST_P(StoreSuite, CopyIntoAReplicaOnThisStore) {
+  const std::string marker = "Rechnung 2026-0815 Kunde Mueller";
+  {
+    std::string text;
+    for (int i = 0; i < 2000; ++i) text += marker + " line " + std::to_string(i) + "\n";
+    arche::test::write_file(src + "/d/invoice.txt", bytes(text));
+  }
+  auto source_store = std::make_shared<MemoryStore>();
+  InitOptions o;
+  o.kdf.memlimit = 8u << 20;
+  o.kdf.opslimit = 1;
+  o.settings.pack_size = 1u << 20;
+  Repository::init(*source_store, pass(), o);
+  auto source = Repository::open(source_store, pass());
+  backup(*source, "one", {src}, {dir.file("disk.raw")});
+  write_random_file(src + "/c", 300000, 1030);
+  backup(*source, "two", {src});
+
+  Repository::init_same_key(*store, *source, pass(), o.kdf);
+  auto replica = Repository::open(store, pass());
+  EXPECT_EQ(replica->id(), source->id());
+  CopyOptions only_first;
+  only_first.snapshots = {"one"};
+  CopyReport first = copy_snapshots(*source, *replica, only_first);
+  ASSERT_EQ(first.snapshots.size(), 1u);
+  EXPECT_GT(first.packs, 0u);
+  CopyReport rest = copy_snapshots(*source, *replica, CopyOptions{});
+  ASSERT_EQ(rest.snapshots.size(), 2u);
+  EXPECT_TRUE(rest.snapshots[0].present);
+  EXPECT_FALSE(rest.snapshots[1].present);
+  EXPECT_LT(rest.missing_blobs, rest.needed_blobs) << "what 'one' brought is not sent again";
+  CopyReport again = copy_snapshots(*source, *replica, CopyOptions{});
+  EXPECT_EQ(again.packs, 0u);
+  EXPECT_EQ(again.missing_blobs, 0u);
+
+  auto fresh = Repository::open(store, pass());
+  restore(*fresh, "one", dir.file("disk.out"), "disk.raw");
+  EXPECT_TRUE(same_content(dir.file("disk.raw"), dir.file("disk.out")));
+  restore(*fresh, "two", dir.file("out"));
+  EXPECT_TRUE(same_content(src + "/c", dir.file("out") + src + "/c"));
+  EXPECT_TRUE(same_content(src + "/d/invoice.txt", dir.file("out") + src + "/d/invoice.txt"));
+  CheckOptions c;
+  c.read_data = true;
+  CheckReport r = check_repository(*fresh, c);
+  EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0]);
+  for (const ObjectInfo& obj : store->list("")) {
+    const std::vector<uint8_t> data = store->read(obj.name);
+    EXPECT_EQ(std::search(data.begin(), data.end(), marker.begin(), marker.end()), data.end()) << obj.name;
+  }
 }
 
 std::string factory_name(const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; }
