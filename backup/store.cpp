@@ -25,7 +25,7 @@ void check_object_name(std::string_view name, const std::string& location) {
   for (std::string_view rest = name; ok;) {
     const size_t slash = rest.find('/');
     const std::string_view part = rest.substr(0, slash);
-    ok = !part.empty() && part.front() != '.' &&
+    ok = !part.empty() && part != "." && part != ".." &&
          std::none_of(part.begin(), part.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
     if (slash == std::string_view::npos) break;
     rest = rest.substr(slash + 1);

@@ -114,8 +114,9 @@ class Store {
 // Credentials never come from the URL's password part (docs/storage.md).
 std::unique_ptr<Store> open_store(const std::string& url);
 // Every store refuses, with a usage error naming `location`, an object name outside
-// the contract: relative, '/'-separated, at most 1024 bytes, no empty component, none
-// starting with '.' (stores keep their temporaries there), no control characters.
+// the contract: relative, '/'-separated, at most 1024 bytes, no empty, "." or ".."
+// component, no control characters. (The repository's own names never start with a
+// '.': stores may keep their temporaries and probes under such names.)
 void check_object_name(std::string_view name, const std::string& location);
 
 // The same for a repository about to be made: a local directory is created (it must

@@ -169,6 +169,9 @@ StoreCapabilities LocalStore::capabilities() const {
 
 std::string LocalStore::path_of(std::string_view name) const {
   check_object_name(name, location());
+  // Names starting with '.' are this store's temporary files.
+  if (name.front() == '.' || name.find("/.") != std::string_view::npos)
+    fail(ErrorCategory::usage, "{}: '{}' is not a valid object name here (a '.' name is a temporary file)", location(), name);
   return root_ + "/" + std::string(name);
 }
 

@@ -45,6 +45,8 @@ if [ ! -f "$images/disk2.raw" ] || [ "$images/disk2.raw" -ot "$images/disk.raw" 
   bash "$mkimage" change "$images/disk.raw" "$images/disk2.raw"
 fi
 
+# radosgw stores into a memstore OSD: room for the four repositories of the S3 rows.
+export ARCHE_RGW_MEMSTORE_BYTES=${ARCHE_RGW_MEMSTORE_BYTES:-8589934592}
 # The servers stay up while fd 4 is open; the trap closes it and waits for them.
 mkfifo control
 "$servers" "$work/servers.env" < control > servers.log 2>&1 &
