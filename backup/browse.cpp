@@ -68,6 +68,7 @@ BrowseTarget SnapshotBrowser::resolve(std::string_view address) {
     t.fs = &tree_->filesystem(loc.volume);
     t.path = loc.path;
     t.volume = volume::volume_address(tree_->volumes()[loc.volume]);
+    t.fs->stat(t.path);  // not_found now, naming the path
     return t;
   }
   if (!files_) {
