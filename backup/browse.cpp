@@ -8,23 +8,40 @@
 
 namespace arche::backup {
 
-SnapshotBrowser::SnapshotBrowser(Repository& repo, const std::string& ref, std::unique_ptr<volume::Sandbox> sandbox,
-                                 const std::string& command, SnapshotDeviceOptions device_options)
-    : repo_(repo), sandbox_(std::move(sandbox)) {
-  lock_ = std::make_unique<RepoLock>(repo, LockMode::shared, command);
+BrowseSession open_browse_session(Repository& repo, const std::string& command) {
+  BrowseSession s;
+  s.lock = std::make_unique<RepoLock>(repo, LockMode::shared, command);
   repo.load_index(/*adopt_unindexed=*/false);
-  std::vector<DamagedManifest> damaged;
-  std::vector<Snapshot> all = load_snapshots(repo, &damaged);
-  snapshot_ = resolve_snapshot(all, ref, damaged);
+  s.snapshots = load_snapshots(repo, &s.damaged);
+  return s;
+}
+
+std::unique_ptr<SnapshotBrowser> browse_snapshot(Repository& repo, const std::string& ref,
+                                                 std::unique_ptr<volume::Sandbox> sandbox, const std::string& command) {
+  BrowseSession s = open_browse_session(repo, command);
+  const Snapshot& snapshot = resolve_snapshot(s.snapshots, ref, s.damaged);
+  return std::make_unique<SnapshotBrowser>(repo, snapshot, std::move(sandbox), SnapshotDeviceOptions{},
+                                           std::move(s.lock));
+}
+
+SnapshotBrowser::SnapshotBrowser(Repository& repo, const Snapshot& snapshot, std::unique_ptr<volume::Sandbox> sandbox,
+                                 SnapshotDeviceOptions device_options, std::unique_ptr<RepoLock> lock)
+    : lock_(std::move(lock)), snapshot_(snapshot), sandbox_(std::move(sandbox)) {
   if (!snapshot_.tree.empty()) files_ = std::make_unique<FileBackupFilesystem>(repo, snapshot_);
-  if (snapshot_.images.empty()) return;
-  if (!sandbox_) fail(ErrorCategory::internal, "browsing the images of {} needs the volume sandbox", snapshot_.name);
-  std::vector<volume::Disk> disks;
-  for (const ImageRecord& image : snapshot_.images) {
+  for (const ImageRecord& image : snapshot_.images)
     devices_.push_back(std::make_shared<SnapshotImageDevice>(repo, snapshot_, image, device_options));
-    disks.push_back({image.name, devices_.back()});
-  }
+}
+
+volume::Tree& SnapshotBrowser::images() {
+  if (tree_) return *tree_;
+  if (snapshot_.images.empty()) fail(ErrorCategory::not_found, "snapshot {} holds no images", snapshot_.name);
+  if (!sandbox_)
+    fail(ErrorCategory::unsupported, "the images of snapshot {} cannot be looked into: no volume sandbox left for it",
+         snapshot_.name);
+  std::vector<volume::Disk> disks;
+  for (size_t i = 0; i < devices_.size(); ++i) disks.push_back({snapshot_.images[i].name, devices_[i]});
   tree_ = sandbox_->explore(std::move(disks));
+  return *tree_;
 }
 
 SnapshotBrowser::~SnapshotBrowser() = default;
@@ -36,9 +53,9 @@ std::string SnapshotBrowser::image_names() const {
 }
 
 volume::Filesystem* SnapshotBrowser::open_volume(size_t index, std::string* error) {
-  if (!tree_ || index >= tree_->volumes().size() || !tree_->volumes()[index].browsable) return nullptr;
+  if (index >= images().volumes().size() || !images().volumes()[index].browsable) return nullptr;
   try {
-    return &tree_->filesystem(index);
+    return &images().filesystem(index);
   } catch (const Error& e) {
     if (e.category() == ErrorCategory::interrupted) throw;
     if (error) *error = e.what();
@@ -63,11 +80,11 @@ BrowseTarget SnapshotBrowser::resolve(std::string_view address) {
       return t;
     }
     std::string_view inner = rest.substr(slash + 1);
-    volume::Location loc = volume::resolve(*tree_, i, inner);
+    volume::Location loc = volume::resolve(images(), i, inner);
     t.kind = BrowseTarget::Kind::entry;
-    t.fs = &tree_->filesystem(loc.volume);
+    t.fs = &images().filesystem(loc.volume);
     t.path = loc.path;
-    t.volume = volume::volume_address(tree_->volumes()[loc.volume]);
+    t.volume = volume::volume_address(images().volumes()[loc.volume]);
     t.fs->stat(t.path);  // not_found now, naming the path
     return t;
   }

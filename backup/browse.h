@@ -62,20 +62,32 @@ struct BrowseEntry {
   std::vector<std::string> streams;
 };
 
+// The snapshots of a repository under a shared lock, with the index loaded: what
+// browsing needs before a snapshot is opened (`backup mount` keeps it for its life).
+struct BrowseSession {
+  std::unique_ptr<RepoLock> lock;
+  std::vector<Snapshot> snapshots;         // oldest first
+  std::vector<DamagedManifest> damaged;    // skipped; named by resolve_snapshot
+};
+BrowseSession open_browse_session(Repository& repo, const std::string& command);
+
 class SnapshotBrowser {
  public:
-  // `sandbox` must have been started before the repository was opened (it is a
-  // copy of this process: it must not hold the keys); it is used only when the
-  // snapshot has images. `repo` must outlive the browser.
-  SnapshotBrowser(Repository& repo, const std::string& ref, std::unique_ptr<volume::Sandbox> sandbox,
-                  const std::string& command, SnapshotDeviceOptions device_options = {});
+  // The caller holds a lock and has loaded the index (open_browse_session), or
+  // hands the lock over in `lock`. `sandbox` must have been started before the
+  // repository was opened (it is a copy of this process: it must not hold the
+  // keys); it explores the images when they are first looked into. Without one,
+  // only the files and the raw images can be read. `repo` must outlive the browser.
+  SnapshotBrowser(Repository& repo, const Snapshot& snapshot, std::unique_ptr<volume::Sandbox> sandbox,
+                  SnapshotDeviceOptions device_options = {}, std::unique_ptr<RepoLock> lock = nullptr);
   ~SnapshotBrowser();
 
   const Snapshot& snapshot() const { return snapshot_; }
   bool has_files() const { return files_ != nullptr; }
 
-  // The tree of the images (disk i = snapshot().images[i]); null without images.
-  volume::Tree* images() { return tree_.get(); }
+  // The tree of the images (disk i = snapshot().images[i]), explored in the
+  // sandbox on first use. Throws without images, or without a sandbox.
+  volume::Tree& images();
   // The file system of volume `index` of images(), or why it cannot be opened.
   volume::Filesystem* open_volume(size_t index, std::string* error);
   SnapshotImageDevice& device(uint32_t image) { return *devices_.at(image); }
@@ -99,7 +111,6 @@ class SnapshotBrowser {
  private:
   std::string image_names() const;  // "disk.raw, data.qcow2" or "none"
 
-  Repository& repo_;
   std::unique_ptr<RepoLock> lock_;
   Snapshot snapshot_;
   std::vector<std::shared_ptr<SnapshotImageDevice>> devices_;
@@ -107,5 +118,10 @@ class SnapshotBrowser {
   std::unique_ptr<volume::Tree> tree_;
   std::unique_ptr<FileBackupFilesystem> files_;
 };
+
+// For one command: a shared lock, the index, the snapshot `ref` (name, "latest" or
+// id prefix), and a browser on it that keeps the lock.
+std::unique_ptr<SnapshotBrowser> browse_snapshot(Repository& repo, const std::string& ref,
+                                                 std::unique_ptr<volume::Sandbox> sandbox, const std::string& command);
 
 }  // namespace arche::backup

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backup/browse.h"
+#include "backup/mount.h"
 #include "cli/backup_browse_output.h"
 #include "cli/backup_cli.h"
 #include "core/error.h"
@@ -32,7 +33,7 @@ OpenedSnapshot open_snapshot(const std::string& target, const PassArgs& pass, co
   auto [repo_path, name] = split_target(target, true);
   OpenedSnapshot o;
   o.repo = open_repo(repo_path, pass);
-  o.browser = std::make_unique<SnapshotBrowser>(*o.repo, name, std::move(sandbox), command + " " + name);
+  o.browser = browse_snapshot(*o.repo, name, std::move(sandbox), command + " " + name);
   return o;
 }
 
@@ -45,6 +46,12 @@ struct RestoreFileArgs {
   std::string target, to;
   std::vector<std::string> paths;
   bool overwrite = false, sync = false;
+  PassArgs pass;
+};
+
+struct MountArgs {
+  std::string repo, mountpoint;
+  unsigned sandboxes = 8;
   PassArgs pass;
 };
 
@@ -98,6 +105,34 @@ void add_restore_file(CLI::App& group, Context& ctx) {
     volume::ExtractStats total = o.browser->restore(a->paths, a->to, options);
     if (total.warnings) ctx.exit_code = 3;
     out::show_restored(ctx, *o.browser, a->to, total);
+  });
+}
+
+void add_mount(CLI::App& group, Context& ctx) {
+  auto* cmd = group.add_subcommand(
+      "mount", "Mount the repository read-only (FUSE): snapshots, images as raw files, partitions as directories");
+  auto a = std::make_shared<MountArgs>();
+  cmd->add_option("repo", a->repo, "Repository")
+      ->required();
+  cmd->add_option("mountpoint", a->mountpoint, "An empty directory")->required();
+  cmd->add_option("--sandboxes", a->sandboxes,
+                  "How many snapshots' images can be looked into during this mount (one parser process each)")
+      ->capture_default_str();
+  add_passphrase_options(cmd, a->pass);
+  cmd->footer("Runs until unmounted: fusermount3 -u MOUNTPOINT, or Ctrl-C / SIGTERM (which unmount it).");
+  cmd->callback([&ctx, a] {
+    // The sandboxes first: each is a copy of this process and must not hold the keys.
+    std::vector<std::unique_ptr<volume::Sandbox>> sandboxes;
+    for (unsigned i = 0; i < a->sandboxes; ++i) sandboxes.push_back(volume::Sandbox::start());
+    const std::string repo_path = repo_or_default(a->repo);
+    auto repo = open_repo(repo_path, a->pass);
+    backup::MountOptions o;
+    o.mountpoint = a->mountpoint;
+    o.fsname = repo_path;
+    o.on_mounted = [&] {
+      say(ctx, fmt::format("mounted {} on {}; unmount with: fusermount3 -u {}", repo_path, a->mountpoint, a->mountpoint));
+    };
+    mount_repository(*repo, std::move(sandboxes), o);
   });
 }
 

@@ -30,7 +30,7 @@ Json snapshot_fields(const SnapshotBrowser& b) {
 // The volumes of image `image` (all images when null), opened where they can be.
 Json volumes_json(SnapshotBrowser& b, uint32_t image) {
   Json list = Json::array();
-  volume::Tree& tree = *b.images();
+  volume::Tree& tree = b.images();
   const auto& volumes = tree.volumes();
   for (size_t i = 0; i < volumes.size(); ++i) {
     if (volumes[i].disk != image) continue;
@@ -51,7 +51,7 @@ Json image_json(SnapshotBrowser& b, uint32_t image) {
 }
 
 void print_volume_lines(SnapshotBrowser& b, uint32_t image) {
-  volume::Tree& tree = *b.images();
+  volume::Tree& tree = b.images();
   const backup::ImageRecord& r = b.snapshot().images.at(image);
   std::printf("%s  %s, %s\n", r.name.c_str(), format_size(r.size).c_str(), r.format.c_str());
   const auto& volumes = tree.volumes();
