@@ -49,7 +49,9 @@ class MountedRepository {
     for (size_t i = 0; i < session_.snapshots.size(); ++i) {
       const Snapshot& s = session_.snapshots[i];
       std::string name = seen[s.name] > 1 ? s.name + "-" + s.short_id() : s.name;
-      dirs_.emplace(name, i);
+      for (char& c : name)
+        if (c == '/') c = '_';  // a name is one path component here
+      if (name == "." || name == ".." || !dirs_.emplace(name, i).second) dirs_.emplace(s.id, i);
     }
   }
 

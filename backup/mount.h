@@ -2,7 +2,8 @@
 // system (docs/backup.md "Files out of backups"):
 //
 //   MOUNTPOINT/NAME/                   one directory per snapshot (NAME-<short id>
-//                                      when two snapshots share a name)
+//                                      when two snapshots share a name; "/" in a
+//                                      name shows as "_")
 //   MOUNTPOINT/NAME/disk.raw           an image of the snapshot as a raw file
 //   MOUNTPOINT/NAME/disk.raw.d/p1/...  its partitions, NAME.d/VG/LV/... its logical
 //                                      volumes, NAME.d/... a whole-disk file system:
