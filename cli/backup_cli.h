@@ -52,5 +52,9 @@ void add_check(CLI::App& group, Context& ctx);
 void add_repair(CLI::App& group, Context& ctx);
 void add_unlock(CLI::App& group, Context& ctx);
 void add_key(CLI::App& group, Context& ctx);
+// Looking into one snapshot (backup_browse_commands.cpp).
+void add_ls(CLI::App& group, Context& ctx);
+void add_restore_file(CLI::App& group, Context& ctx);
+void add_mount(CLI::App& group, Context& ctx);
 
 }  // namespace arche::cli::backup_cli

@@ -289,6 +289,9 @@ void register_backup_commands(CLI::App& app, Context& ctx) {
   add_create(*group, ctx);
   add_restore(*group, ctx);
   add_copy(*group, ctx);
+  add_ls(*group, ctx);
+  add_restore_file(*group, ctx);
+  add_mount(*group, ctx);
   add_list(*group, ctx);
   add_info(*group, ctx);
   add_diff(*group, ctx);
