@@ -12,6 +12,7 @@
 #include "backup/chunk_store.h"
 #include "backup/deletions.h"
 #include "backup/lock.h"
+#include "backup/used_blobs.h"
 #include "backup/tree_store.h"
 #include "core/error.h"
 #include "core/interrupt.h"
@@ -20,67 +21,6 @@
 #include "core/units.h"
 
 namespace arche::backup {
-
-namespace {
-
-// Collects every blob a set of snapshots needs (sorted, unique: 32 bytes per blob).
-class UsedBlobs {
- public:
-  explicit UsedBlobs(Repository& repo) : repo_(repo) {}
-
-  void add_snapshot(const Snapshot& s) {
-    for (const ImageRecord& image : s.images) {
-      for (size_t b = 0; b < image.lists.size(); ++b) {
-        const std::string what = fmt::format("snapshot {}: image {}: chunk list {}", s.name, image.name, b);
-        ids_.push_back(image.lists[b]);
-        for (const Id& id : decode_image_list(repo_.read_blob(image.lists[b], what), what))
-          if (!id.is_zero()) ids_.push_back(id);
-      }
-    }
-    if (!s.tree.empty()) add_tree(s, s.tree, "");
-  }
-
-  // Sorted and unique.
-  std::vector<Id> take() {
-    std::sort(ids_.begin(), ids_.end());
-    ids_.erase(std::unique(ids_.begin(), ids_.end()), ids_.end());
-    return std::move(ids_);
-  }
-
- private:
-  void add_tree(const Snapshot& s, const std::vector<Id>& pieces, const std::string& path) {
-    interrupt::check();
-    bool all_seen = true;
-    for (const Id& id : pieces) {
-      ids_.push_back(id);
-      all_seen &= !trees_.insert(id).second;
-    }
-    if (all_seen) return;  // an identical directory was walked already
-    Tree tree = load_tree(repo_, pieces, fmt::format("snapshot {}: directory {}", s.name, path.empty() ? "/" : path));
-    for (const Node& n : tree.nodes) {
-      if (n.type == NodeType::dir) {
-        add_tree(s, n.subtree, path + "/" + n.name);
-      } else if (n.type == NodeType::file) {
-        for (const Id& id : n.chunk_lists) ids_.push_back(id);
-        for (const ChunkRef& c : load_file_chunks(repo_, n, "snapshot " + s.name + ": file " + path + "/" + n.name))
-          if (!c.is_hole()) ids_.push_back(c.id);
-      }
-    }
-    // Keep the vector from growing far beyond the set it stands for.
-    if (ids_.size() > 2 * last_compacted_ + (1u << 20)) {
-      std::sort(ids_.begin(), ids_.end());
-      ids_.erase(std::unique(ids_.begin(), ids_.end()), ids_.end());
-      last_compacted_ = ids_.size();
-    }
-  }
-
-  Repository& repo_;
-  std::vector<Id> ids_;
-  std::unordered_set<Id, IdHash> trees_;
-  size_t last_compacted_ = 0;
-};
-
-}  // namespace
 
 std::string forget_snapshot(Repository& repo, const std::string& ref) {
   RepoLock lock(repo, LockMode::maintain, "backup forget " + ref);
