@@ -14,6 +14,7 @@
 #include "core/progress.h"
 #include "core/units.h"
 #include "tape/catalog.h"
+#include "tape/file_restore.h"
 #include "tape/labelling.h"
 #include "tape/library.h"
 #include "tape/tape_backup.h"
@@ -161,6 +162,31 @@ void add_restore(CLI::App& group, Context& ctx) {
   });
 }
 
+void add_restore_file(CLI::App& group, Context& ctx) {
+  auto* cmd = group.add_subcommand("restore-file", "Restore one path of a file backup from tape, reading only the tape files it needs");
+  auto c = std::make_shared<Common>();
+  auto snapshot = std::make_shared<std::string>(), path = std::make_shared<std::string>(), to = std::make_shared<std::string>();
+  auto pass = std::make_shared<PassArgs>();
+  cmd->add_option("--snapshot", *snapshot, "Name (the newest of that name) or id prefix")->required();
+  cmd->add_option("path", *path, "The path in the snapshot (a file or a directory)")->required();
+  cmd->add_option("--to", *to, "Directory to restore below (the path is recreated inside it)")->required();
+  add_common(cmd, *c, true);
+  backup_cli::add_passphrase_options(cmd, *pass);
+  add_json_flag(cmd, ctx);
+  cmd->callback([&ctx, c, snapshot, path, to, pass] {
+    backup_cli::quiet_if_json(ctx);
+    tape::CatalogFileStore disk(catalog_dir(*c));
+    const tape::Catalog catalog = disk.load();
+    auto lib = library(*c);
+    backup::SecretBytes secret = backup::read_passphrase(backup_cli::passphrase_source(*pass, "tape snapshot " + *snapshot));
+    Progress progress("tape restore-file", 0);
+    const tape::TapeFileRestoreReport r =
+        tape::restore_file_from_tape(*lib, catalog, *snapshot, *path, *to, secret.span(), &progress);
+    progress.finish();
+    out::show_file_restored(ctx, r);
+  });
+}
+
 void add_catalog(CLI::App& group, Context& ctx) {
   auto* cat = group.add_subcommand("catalog", "The tape catalog");
   cat->require_subcommand(1);
@@ -202,13 +228,14 @@ void add_verify(CLI::App& group, Context& ctx) {
 }  // namespace
 
 void register_tape_commands(CLI::App& app, Context& ctx) {
-  CLI::App* group = app.add_subcommand("tape", "Tapes: label, status, backup, list, restore, catalog rebuild, verify");
+  CLI::App* group = app.add_subcommand("tape", "Tapes: label, status, backup, list, restore, restore-file, catalog rebuild, verify");
   group->require_subcommand(1);
   add_label(*group, ctx);
   add_status(*group, ctx);
   add_backup(*group, ctx);
   add_list(*group, ctx);
   add_restore(*group, ctx);
+  add_restore_file(*group, ctx);
   add_catalog(*group, ctx);
   add_verify(*group, ctx);
 }

@@ -128,6 +128,21 @@ void show_restored(const Context& ctx, const TapeRestoreReport& r) {
                        r.read.files_read.size(), r.read.records));
 }
 
+void show_file_restored(const Context& ctx, const TapeFileRestoreReport& r) {
+  const uint64_t files = r.first.files_read.size() + r.second.files_read.size();
+  const uint64_t records = r.first.records + r.second.records;
+  if (ctx.json) {
+    print_json({{"snapshot", r.snapshot_id}, {"name", r.snapshot_name}, {"path", r.path}, {"to", r.target},
+                {"files", r.stats.files}, {"bytes", r.stats.bytes}, {"packs-needed", r.packs_needed},
+                {"tape-files-read", files}, {"tape-files-in-set", r.set_files}, {"records-read", records},
+                {"metadata-pass", read_json(r.first)}, {"data-pass", read_json(r.second)}});
+    return;
+  }
+  say(ctx, fmt::format("restored {} from snapshot {} below {}: {} file(s), {}; read {} of the set's {} tape file(s), {} record(s)",
+                       r.path, r.snapshot_name, r.target, r.stats.files, format_size(r.stats.bytes), files, r.set_files,
+                       records));
+}
+
 void show_verified(const Context& ctx, const VerifyReport& r) {
   if (ctx.json) {
     Json damaged = Json::array();

@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "tape/catalog.h"
+#include "tape/file_restore.h"
 #include "tape/labelling.h"
 #include "tape/tape_backup.h"
 #include "tape/tape_read.h"
@@ -18,6 +19,7 @@ void show_status(const Context& ctx, const tape::TapeStatus& s);
 void show_backup(const Context& ctx, const tape::TapeBackupReport& r);
 void show_list(const Context& ctx, const tape::Catalog& c, const std::string& pool);
 void show_restored(const Context& ctx, const tape::TapeRestoreReport& r);
+void show_file_restored(const Context& ctx, const tape::TapeFileRestoreReport& r);
 void show_verified(const Context& ctx, const tape::VerifyReport& r);
 void show_rebuilt(const Context& ctx, const tape::Catalog& c, const std::string& dir, const std::vector<std::string>& notes);
 

@@ -41,8 +41,10 @@ std::string damage_text(const std::vector<DamagedRecord>& d) {
 
 void read_set_objects(Library& library, const Catalog& catalog, const std::string& set,
                       const std::set<std::string>& names, const ObjectSink& sink, ReadReport& report,
-                      Progress* progress) {
-  const std::map<std::string, ObjectPlace> places = catalog.objects_of_set(set);
+                      Progress* progress, const ObjectPlace* prefer) {
+  std::map<std::string, ObjectPlace> places = catalog.objects_of_set(set);
+  if (prefer)
+    for (const CatalogObject& o : prefer->file->objects) places[o.name] = {prefer->tape, prefer->file, &o};
   // tape sequence -> files
   std::map<uint32_t, std::pair<const CatalogTape*, std::set<uint32_t>>> plan;
   for (const std::string& n : names) {
@@ -52,6 +54,7 @@ void read_set_objects(Library& library, const Catalog& catalog, const std::strin
     entry.first = it->second.tape;
     entry.second.insert(it->second.file->file);
   }
+  std::set<std::string> passed;  // each object once
   for (const auto& [sequence, what] : plan) {
     const CatalogTape& t = *what.first;
     std::unique_ptr<TapeDrive> drive = open_for_reading(library, t, "reading media set " + set);
@@ -60,9 +63,10 @@ void read_set_objects(Library& library, const Catalog& catalog, const std::strin
       interrupt::check();
       drive->locate_file(file);
       ArchiveReader reader(*drive, expected(t, file));
-      reader.read_objects([&](const std::string& n) { return names.count(n) != 0; },
+      reader.read_objects([&](const std::string& n) { return names.count(n) != 0 && !passed.count(n); },
                           [&](const std::string& n, std::vector<uint8_t> bytes) {
                             if (progress) progress->add(bytes.size());
+                            passed.insert(n);
                             sink(n, std::move(bytes));
                           });
       report.files_read.push_back(fmt::format("{} file {}", t.label, file));
@@ -134,7 +138,7 @@ TapeRestoreReport restore_snapshot(Library& library, const Catalog& catalog, con
                      if (name.rfind("data/", 0) == 0) put(name, bytes);
                      else held[name] = std::move(bytes);
                    },
-                   report.read, progress);
+                   report.read, progress, &m->second);
   std::vector<std::string> missing;
   for (const std::string& n : names)
     if (!got.count(n)) missing.push_back(n);

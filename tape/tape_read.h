@@ -26,10 +26,12 @@ struct ReadReport {
 using ObjectSink = std::function<void(const std::string& name, std::vector<uint8_t> bytes)>;
 
 // Reads the tape files of `set` that hold `names` and passes each of those objects
-// to `sink`. Objects the damage made unreadable are simply not passed: compare.
+// to `sink` once. Objects the damage made unreadable are simply not passed:
+// compare. An object several files hold (config, key slots: in every snapshot
+// archive) is read from `prefer` when that holds it, else from its first copy.
 void read_set_objects(Library& library, const Catalog& catalog, const std::string& set,
                       const std::set<std::string>& names, const ObjectSink& sink, ReadReport& report,
-                      Progress* progress = nullptr);
+                      Progress* progress = nullptr, const ObjectPlace* prefer = nullptr);
 
 struct TapeRestoreReport {
   std::string snapshot_id, snapshot_name, target;

@@ -6,12 +6,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
 
 #include <gtest/gtest.h>
 
 #include "core/endian.h"
 #include "core/file.h"
+#include "core/json.h"
 #include "tape/catalog.h"
 #include "tests/backup/backup_test_util.h"
 
@@ -214,6 +216,27 @@ TEST(TapeAcceptance, WriteProtectedOtherPoolAndUnexpiredTapesAreRefused) {
   f.tape_ok({"restore", "--snapshot", "s2", "--device", f.device(), "--to", out});
   backup_ok({"restore", out + "::s2", "--to", f.dir.file("o2")});
   EXPECT_TRUE(same_content(f.dir.file("src2") + "/big.bin", f.dir.file("o2") + f.dir.file("src2") + "/big.bin"));
+}
+
+TEST(TapeAcceptance, RestoringOneSmallFileReadsOnlyTheTapeFilesHoldingItsChunks) {
+  Fixture f;
+  three_snapshots_on_tape(f);
+  std::filesystem::remove_all(f.repo);
+  const Catalog c = f.load_catalog();
+  uint64_t set_records = 0, set_files = 0;
+  for (const CatalogTape& t : c.tapes)
+    for (const CatalogFile& file : t.files) set_records += file.records, ++set_files;
+  const std::string note = f.dir.file("src2") + "/sub/note.txt";
+  CommandResult r = f.tape_ok({"restore-file", "--snapshot", "s2", "--device", f.device(), note, "--to",
+                               f.dir.file("one"), "--json"});
+  const Json j = Json::parse(r.out);
+  std::cout << "restore-file read " << j["tape-files-read"] << " of " << set_files << " tape files, "
+            << j["records-read"] << " of " << set_records << " records\n";
+  EXPECT_EQ(j["tape-files-in-set"].get<uint64_t>(), set_files);
+  EXPECT_LT(j["tape-files-read"].get<uint64_t>(), set_files);
+  EXPECT_LT(j["records-read"].get<uint64_t>(), set_records * 3 / 4);
+  EXPECT_TRUE(same_content(note, f.dir.file("one") + note));
+  EXPECT_FALSE(std::filesystem::exists(f.dir.file("one") + f.dir.file("src2") + "/big.bin"));
 }
 
 TEST(TapeAcceptance, StatusJson) {
