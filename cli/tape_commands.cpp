@@ -34,7 +34,8 @@ struct Common {
 
 void add_common(CLI::App* cmd, Common& c, bool device_option) {
   if (device_option) cmd->add_option("--device", c.device, "/dev/nstN or vtape:DIR")->required();
-  cmd->add_option("--catalog", c.catalog, "Catalog directory (default $ARCHE_TAPE_CATALOG or ~/.local/state/arche/tape)");
+  cmd->add_option("--catalog", c.catalog,
+                  "Catalog directory (default $ARCHE_TAPE_CATALOG or ~/.local/state/arche/tape)");
   cmd->add_option("--changer-command", c.changer,
                   "Run to load the next tape into a real drive (sh -c; $ARCHE_TAPE_LABEL names the tape, empty: any)");
 }
@@ -93,10 +94,12 @@ void add_backup(CLI::App& group, Context& ctx) {
   auto o = std::make_shared<tape::TapeBackupOptions>();
   auto archive = std::make_shared<std::string>(), record = std::make_shared<std::string>();
   auto pass = std::make_shared<PassArgs>();
-  cmd->add_option("snapshots", *targets, "REPO::NAME (name, latest or id prefix), one or more of one repository")->required();
+  cmd->add_option("snapshots", *targets, "REPO::NAME (name, latest or id prefix), one or more of one repository")
+      ->required();
   cmd->add_option("--pool", o->set.pool, "The media pool")->required();
   cmd->add_flag("--new-set", o->set.new_set, "Start a new media set (default: continue the pool's current one)");
-  cmd->add_option("--retention", o->set.retention_days, "Days after its last write before a new set's tapes may be overwritten")
+  cmd->add_option("--retention", o->set.retention_days,
+                  "Days after its last write before a new set's tapes may be overwritten")
       ->capture_default_str();
   cmd->add_option("--archive-size", *archive, "Close a chunk archive (tape file) after this many bytes (default 4G)");
   cmd->add_option("--record-size", *record, "Bytes per tape record of a new set (default 256K)");
@@ -133,7 +136,8 @@ void add_list(CLI::App& group, Context& ctx) {
   auto c = std::make_shared<Common>();
   auto pool = std::make_shared<std::string>();
   cmd->add_option("--pool", *pool, "Only this pool's");
-  cmd->add_option("--catalog", c->catalog, "Catalog directory (default $ARCHE_TAPE_CATALOG or ~/.local/state/arche/tape)");
+  cmd->add_option("--catalog", c->catalog,
+                  "Catalog directory (default $ARCHE_TAPE_CATALOG or ~/.local/state/arche/tape)");
   add_json_flag(cmd, ctx);
   cmd->callback([&ctx, c, pool] {
     tape::CatalogFileStore disk(catalog_dir(*c));
@@ -146,7 +150,8 @@ void add_restore(CLI::App& group, Context& ctx) {
   auto c = std::make_shared<Common>();
   auto snapshot = std::make_shared<std::string>(), to = std::make_shared<std::string>();
   cmd->add_option("--snapshot", *snapshot, "Name (the newest of that name) or id prefix")->required();
-  cmd->add_option("--to", *to, "Repository to restore into (created when missing; else the same repository)")->required();
+  cmd->add_option("--to", *to, "Repository to restore into (created when missing; else the same repository)")
+      ->required();
   add_common(cmd, *c, true);
   add_json_flag(cmd, ctx);
   cmd->callback([&ctx, c, snapshot, to] {
@@ -163,9 +168,11 @@ void add_restore(CLI::App& group, Context& ctx) {
 }
 
 void add_restore_file(CLI::App& group, Context& ctx) {
-  auto* cmd = group.add_subcommand("restore-file", "Restore one path of a file backup from tape, reading only the tape files it needs");
+  auto* cmd = group.add_subcommand("restore-file",
+                                   "Restore one path of a file backup from tape, reading only the tape files it needs");
   auto c = std::make_shared<Common>();
-  auto snapshot = std::make_shared<std::string>(), path = std::make_shared<std::string>(), to = std::make_shared<std::string>();
+  auto snapshot = std::make_shared<std::string>(), path = std::make_shared<std::string>(),
+       to = std::make_shared<std::string>();
   auto pass = std::make_shared<PassArgs>();
   cmd->add_option("--snapshot", *snapshot, "Name (the newest of that name) or id prefix")->required();
   cmd->add_option("path", *path, "The path in the snapshot (a file or a directory)")->required();
@@ -178,7 +185,8 @@ void add_restore_file(CLI::App& group, Context& ctx) {
     tape::CatalogFileStore disk(catalog_dir(*c));
     const tape::Catalog catalog = disk.load();
     auto lib = library(*c);
-    backup::SecretBytes secret = backup::read_passphrase(backup_cli::passphrase_source(*pass, "tape snapshot " + *snapshot));
+    backup::SecretBytes secret =
+        backup::read_passphrase(backup_cli::passphrase_source(*pass, "tape snapshot " + *snapshot));
     Progress progress("tape restore-file", 0);
     const tape::TapeFileRestoreReport r =
         tape::restore_file_from_tape(*lib, catalog, *snapshot, *path, *to, secret.span(), &progress);
@@ -228,7 +236,8 @@ void add_verify(CLI::App& group, Context& ctx) {
 }  // namespace
 
 void register_tape_commands(CLI::App& app, Context& ctx) {
-  CLI::App* group = app.add_subcommand("tape", "Tapes: label, status, backup, list, restore, restore-file, catalog rebuild, verify");
+  CLI::App* group =
+      app.add_subcommand("tape", "Tapes: label, status, backup, list, restore, restore-file, catalog rebuild, verify");
   group->require_subcommand(1);
   add_label(*group, ctx);
   add_status(*group, ctx);

@@ -21,6 +21,7 @@ void show_list(const Context& ctx, const tape::Catalog& c, const std::string& po
 void show_restored(const Context& ctx, const tape::TapeRestoreReport& r);
 void show_file_restored(const Context& ctx, const tape::TapeFileRestoreReport& r);
 void show_verified(const Context& ctx, const tape::VerifyReport& r);
-void show_rebuilt(const Context& ctx, const tape::Catalog& c, const std::string& dir, const std::vector<std::string>& notes);
+void show_rebuilt(const Context& ctx, const tape::Catalog& c, const std::string& dir,
+                  const std::vector<std::string>& notes);
 
 }  // namespace arche::cli::tape_output

@@ -44,13 +44,17 @@ CatalogTape* Catalog::find_tape(const std::string& uuid) {
     if (t.uuid == uuid) return &t;
   return nullptr;
 }
-const CatalogTape* Catalog::find_tape(const std::string& uuid) const { return const_cast<Catalog*>(this)->find_tape(uuid); }
+const CatalogTape* Catalog::find_tape(const std::string& uuid) const {
+  return const_cast<Catalog*>(this)->find_tape(uuid);
+}
 CatalogSet* Catalog::find_set(const std::string& uuid) {
   for (CatalogSet& s : sets)
     if (s.uuid == uuid) return &s;
   return nullptr;
 }
-const CatalogSet* Catalog::find_set(const std::string& uuid) const { return const_cast<Catalog*>(this)->find_set(uuid); }
+const CatalogSet* Catalog::find_set(const std::string& uuid) const {
+  return const_cast<Catalog*>(this)->find_set(uuid);
+}
 
 const CatalogSnapshot& Catalog::resolve_snapshot(const std::string& ref) const {
   const CatalogSnapshot* best = nullptr;
@@ -64,7 +68,8 @@ const CatalogSnapshot& Catalog::resolve_snapshot(const std::string& ref) const {
       best = &s;
     }
   }
-  if (!best) fail(ErrorCategory::not_found, "no snapshot '{}' on tape (arche tape list shows what the catalog knows)", ref);
+  if (!best)
+    fail(ErrorCategory::not_found, "no snapshot '{}' on tape (arche tape list shows what the catalog knows)", ref);
   return *best;
 }
 
@@ -128,23 +133,45 @@ Json catalog_to_json(const Catalog& c) {
       Json objects = Json::array();
       for (const CatalogObject& o : f.objects)
         objects.push_back({{"name", o.name}, {"size", o.size}, {"record", o.record}, {"offset", o.offset}});
-      files.push_back({{"file", f.file}, {"kind", f.kind}, {"archive", f.archive}, {"part", f.part},
-                       {"records", f.records}, {"objects", objects}});
+      files.push_back({{"file", f.file},
+                       {"kind", f.kind},
+                       {"archive", f.archive},
+                       {"part", f.part},
+                       {"records", f.records},
+                       {"objects", objects}});
     }
-    j["tapes"].push_back({{"uuid", t.uuid}, {"label", t.label}, {"pool", t.pool}, {"media-set", t.media_set},
-                          {"sequence", t.sequence}, {"key-fingerprint", t.key_fingerprint}, {"labeled", t.labeled},
-                          {"record-size", t.record_size}, {"full", t.full}, {"files", files}});
+    j["tapes"].push_back({{"uuid", t.uuid},
+                          {"label", t.label},
+                          {"pool", t.pool},
+                          {"media-set", t.media_set},
+                          {"sequence", t.sequence},
+                          {"key-fingerprint", t.key_fingerprint},
+                          {"labeled", t.labeled},
+                          {"record-size", t.record_size},
+                          {"full", t.full},
+                          {"files", files}});
   }
   j["sets"] = Json::array();
   for (const CatalogSet& s : c.sets)
-    j["sets"].push_back({{"uuid", s.uuid}, {"pool", s.pool}, {"repository", s.repository},
-                         {"key-fingerprint", s.key_fingerprint}, {"created", s.created},
-                         {"last-written", s.last_written}, {"retention-days", s.retention_days},
-                         {"generation", s.generation}, {"tapes", s.tapes}});
+    j["sets"].push_back({{"uuid", s.uuid},
+                         {"pool", s.pool},
+                         {"repository", s.repository},
+                         {"key-fingerprint", s.key_fingerprint},
+                         {"created", s.created},
+                         {"last-written", s.last_written},
+                         {"retention-days", s.retention_days},
+                         {"generation", s.generation},
+                         {"tapes", s.tapes}});
   j["snapshots"] = Json::array();
   for (const CatalogSnapshot& s : c.snapshots)
-    j["snapshots"].push_back({{"id", s.id}, {"name", s.name}, {"media-set", s.media_set}, {"host", s.host},
-                              {"time-ns", s.time_ns}, {"paths", s.paths}, {"images", s.images}, {"packs", s.packs},
+    j["snapshots"].push_back({{"id", s.id},
+                              {"name", s.name},
+                              {"media-set", s.media_set},
+                              {"host", s.host},
+                              {"time-ns", s.time_ns},
+                              {"paths", s.paths},
+                              {"images", s.images},
+                              {"packs", s.packs},
                               {"metadata-packs", s.metadata_packs}});
   return j;
 }

@@ -25,9 +25,9 @@ struct CatalogObject {
 };
 
 struct CatalogFile {
-  uint32_t file = 0;   // tape file number (1 = the label)
-  std::string kind;    // chunk-archive, snapshot-archive
-  std::string archive; // archive uuid (parts of one archive share it)
+  uint32_t file = 0;    // tape file number (1 = the label)
+  std::string kind;     // chunk-archive, snapshot-archive
+  std::string archive;  // archive uuid (parts of one archive share it)
   uint32_t part = 1;
   uint64_t records = 0;
   std::vector<CatalogObject> objects;
@@ -39,9 +39,9 @@ struct CatalogTape {
   std::string media_set;  // "" while in no set
   uint32_t sequence = 0;  // in its set, from 1
   std::string key_fingerprint;
-  int64_t labeled = 0;    // unix seconds
+  int64_t labeled = 0;  // unix seconds
   uint32_t record_size = 0;
-  bool full = false;      // reached its early-warning zone: nothing more is appended
+  bool full = false;  // reached its early-warning zone: nothing more is appended
   std::vector<CatalogFile> files;
   bool operator==(const CatalogTape&) const = default;
 };

@@ -70,7 +70,9 @@ void TapeDrive::locate_file(uint32_t file) {
   if (file > 1) skip_files_forward(file - 1);
 }
 
-void TapeDrive::skip_files_forward(uint32_t count) { op(MTFSF, static_cast<int>(count), "space forward over filemarks"); }
+void TapeDrive::skip_files_forward(uint32_t count) {
+  op(MTFSF, static_cast<int>(count), "space forward over filemarks");
+}
 void TapeDrive::skip_files_back(uint32_t count) { op(MTBSF, static_cast<int>(count), "space back over filemarks"); }
 void TapeDrive::to_end_of_data() { op(MTEOM, 1, "space to end of data"); }
 void TapeDrive::write_filemark() { op(MTWEOF, 1, "write filemark"); }
@@ -93,7 +95,8 @@ ReadResult TapeDrive::read_record(std::span<uint8_t> buffer) {
   const ssize_t r = sys_->read(fd_, buffer.data(), buffer.size());
   if (r > 0) return {ReadKind::record, static_cast<size_t>(r)};
   if (r == 0) return {status().end_of_data ? ReadKind::end_of_data : ReadKind::filemark, 0};
-  if (r == -ENOMEM) fail(ErrorCategory::format, "{}: a block larger than {} bytes (not an arche tape record)", path_, buffer.size());
+  if (r == -ENOMEM)
+    fail(ErrorCategory::format, "{}: a block larger than {} bytes (not an arche tape record)", path_, buffer.size());
   fail(ErrorCategory::io, "{}: read: {}", path_, errno_text(r));
 }
 

@@ -28,9 +28,9 @@ namespace arche::tape {
 
 struct DriveStatus {
   bool online = false;
-  bool beginning = false;       // at BOT
-  bool early_warning = false;   // GMT_EOT: in the early-warning zone
-  bool end_of_data = false;     // GMT_EOD
+  bool beginning = false;      // at BOT
+  bool early_warning = false;  // GMT_EOT: in the early-warning zone
+  bool end_of_data = false;    // GMT_EOD
   bool write_protected = false;
   int file_number = -1;   // 0-based, as the driver counts (arche's file N is driver file N-1)
   int block_number = -1;  // within the file

@@ -2,8 +2,8 @@
 
 #include <stdlib.h>
 
-#include <filesystem>
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -35,7 +35,8 @@ struct ScratchDir {
 };
 
 // Every chunk and list blob below `pieces` (a directory) or of one file node.
-void collect(backup::Repository& repo, const backup::Node& node, const std::string& where, std::vector<backup::Id>& out) {
+void collect(backup::Repository& repo, const backup::Node& node, const std::string& where,
+             std::vector<backup::Id>& out) {
   if (node.type == backup::NodeType::file) {
     for (const backup::Id& id : node.chunk_lists) out.push_back(id);
     for (const backup::ChunkRef& c : backup::load_file_chunks(repo, node, where))
@@ -54,7 +55,8 @@ TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& ca
   const CatalogSnapshot& snap = catalog.resolve_snapshot(snapshot_ref);
   const std::map<std::string, ObjectPlace> places = catalog.objects_of_set(snap.media_set);
   auto manifest = places.find("snapshots/" + snap.id);
-  if (manifest == places.end()) fail(ErrorCategory::corrupt, "the catalog puts snapshot {}'s manifest on no tape", snap.name);
+  if (manifest == places.end())
+    fail(ErrorCategory::corrupt, "the catalog puts snapshot {}'s manifest on no tape", snap.name);
   TapeFileRestoreReport report;
   report.snapshot_id = snap.id;
   report.snapshot_name = snap.name;
@@ -86,7 +88,8 @@ TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& ca
   // Pass 1: the snapshot archive and the metadata packs.
   std::set<std::string> first;
   for (const CatalogObject& o : manifest->second.file->objects) first.insert(o.name);
-  for (const std::string& p : snap.metadata_packs) first.insert(backup::pack_relative_path(backup::Id::from_hex(p, "pack")));
+  for (const std::string& p : snap.metadata_packs)
+    first.insert(backup::pack_relative_path(backup::Id::from_hex(p, "pack")));
   read_set_objects(library, catalog, snap.media_set, first, sink, report.first, progress, &manifest->second);
   check_all(first, report.first);
   if (index_name.empty()) fail(ErrorCategory::corrupt, "snapshot {}'s archive on tape holds no index", snap.name);
@@ -112,8 +115,10 @@ TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& ca
     if (part.empty() || part == ".") continue;
     if (node.type != backup::NodeType::dir)
       fail(ErrorCategory::not_found, "{} is not in snapshot {} ({} is not a directory)", path, snap.name, where);
-    backup::Tree t = backup::load_tree(*repo, node.subtree, "snapshot " + snap.name + ": " + (where.empty() ? "/" : where));
-    auto it = std::find_if(t.nodes.begin(), t.nodes.end(), [&](const backup::Node& n) { return n.name == part.string(); });
+    backup::Tree t =
+        backup::load_tree(*repo, node.subtree, "snapshot " + snap.name + ": " + (where.empty() ? "/" : where));
+    auto it =
+        std::find_if(t.nodes.begin(), t.nodes.end(), [&](const backup::Node& n) { return n.name == part.string(); });
     where += "/" + part.string();
     if (it == t.nodes.end()) fail(ErrorCategory::not_found, "{} is not in snapshot {}", where, snap.name);
     node = *it;
@@ -126,7 +131,8 @@ TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& ca
   std::set<backup::Id> needed;
   for (const backup::Id& b : blobs) {
     auto it = pack_of.find(b);
-    if (it == pack_of.end()) fail(ErrorCategory::corrupt, "blob {} of {} is in no pack of the snapshot's index", b.short_hex(), where);
+    if (it == pack_of.end())
+      fail(ErrorCategory::corrupt, "blob {} of {} is in no pack of the snapshot's index", b.short_hex(), where);
     needed.insert(it->second);
     const std::string name = backup::pack_relative_path(it->second);
     if (!store->stat(name)) second.insert(name);

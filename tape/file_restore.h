@@ -19,8 +19,8 @@ namespace arche::tape {
 
 struct TapeFileRestoreReport {
   std::string snapshot_id, snapshot_name, path, target;
-  ReadReport first, second;   // the metadata pass and the data pass
-  uint64_t set_files = 0;     // archive files the media set has (for comparison)
+  ReadReport first, second;  // the metadata pass and the data pass
+  uint64_t set_files = 0;    // archive files the media set has (for comparison)
   uint64_t packs_needed = 0;
   backup::FileRestoreStats stats;
 };

@@ -18,7 +18,8 @@ MediaLabel label_tape(Library& library, Catalog& catalog, const LabelRequest& re
     old = read_label(drive);
   } catch (const Error& e) {
     if (e.category() != ErrorCategory::corrupt) throw;
-    if (!request.force) fail(ErrorCategory::exists, "the tape holds something else ({}); --force overwrites it", e.what());
+    if (!request.force)
+      fail(ErrorCategory::exists, "the tape holds something else ({}); --force overwrites it", e.what());
   }
   if (old && !is_nil(old->media_set) && !request.force) {
     const CatalogSet* s = catalog.find_set(uuid_text(old->media_set));

@@ -18,7 +18,7 @@ struct LabelRequest {
   std::string label, pool;
   uint32_t record_size = kDefaultRecordSize;
   CartridgeInfo cartridge{uint64_t{1} << 40, uint64_t{1} << 30};  // vtape: 1 TiB, 1 GiB early warning
-  bool force = false;  // overwrite a tape whose media set has not expired
+  bool force = false;                                             // overwrite a tape whose media set has not expired
   int64_t now = 0;
 };
 

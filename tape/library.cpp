@@ -21,7 +21,9 @@ constexpr char kSuffix[] = ".vtape";
 
 bool valid_name(const std::string& name) {
   if (name.empty() || name.size() > 64 || name[0] == '.') return false;
-  return std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; });
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
 }
 
 class VtapeLibrary final : public Library {
@@ -43,10 +45,12 @@ class VtapeLibrary final : public Library {
     if (std::find(all.begin(), all.end(), label) == all.end())
       fail(ErrorCategory::not_found, "{}: no cartridge {} (needed for {})", device_, label, why);
     const std::string text = label + "\n";
-    write_file_atomic(dir_ + "/drive", std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    write_file_atomic(dir_ + "/drive",
+                      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
   }
   std::vector<std::string> cartridges() const override {
-    if (!std::filesystem::is_directory(dir_)) fail(ErrorCategory::not_found, "{}: no such virtual tape library", device_);
+    if (!std::filesystem::is_directory(dir_))
+      fail(ErrorCategory::not_found, "{}: no such virtual tape library", device_);
     std::vector<std::string> out;
     for (const auto& e : std::filesystem::directory_iterator(dir_)) {
       const std::string f = e.path().filename().string();
@@ -86,12 +90,13 @@ class DriveLibrary final : public Library {
       ::setenv("ARCHE_TAPE_REASON", why.c_str(), 1);
       const int status = std::system(command_.c_str());
       if (status != 0)
-        fail(ErrorCategory::not_found, "the changer command could not load {} into {} (for {}): it exited with {}", wanted,
-             device_, why, WIFEXITED(status) ? WEXITSTATUS(status) : status);
+        fail(ErrorCategory::not_found, "the changer command could not load {} into {} (for {}): it exited with {}",
+             wanted, device_, why, WIFEXITED(status) ? WEXITSTATUS(status) : status);
       return;
     }
     if (!::isatty(STDIN_FILENO) || !::isatty(STDERR_FILENO))
-      fail(ErrorCategory::not_found, "{} is needed in {} (for {}): load it, or give --changer-command", wanted, device_, why);
+      fail(ErrorCategory::not_found, "{} is needed in {} (for {}): load it, or give --changer-command", wanted, device_,
+           why);
     std::cerr << "Insert " << wanted << " into " << device_ << " (for " << why << ") and press Enter: " << std::flush;
     std::string line;
     if (!std::getline(std::cin, line)) fail(ErrorCategory::interrupted, "no tape was loaded");
@@ -124,7 +129,8 @@ std::unique_ptr<Library> open_library(const std::string& device, const std::stri
 
 void create_vtape_cartridge(const std::string& device, const std::string& name, const CartridgeInfo& info) {
   if (!is_vtape(device)) fail(ErrorCategory::usage, "only a vtape:DIR library makes cartridges");
-  if (!valid_name(name)) fail(ErrorCategory::usage, "'{}' cannot name a cartridge (letters, digits, - _ . ; at most 64)", name);
+  if (!valid_name(name))
+    fail(ErrorCategory::usage, "'{}' cannot name a cartridge (letters, digits, - _ . ; at most 64)", name);
   const std::string dir = device.substr(sizeof kVtapePrefix - 1);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

@@ -62,16 +62,19 @@ std::optional<MediaLabel> read_label(TapeDrive& drive) {
   const std::string what = drive.path() + ": media label";
   ReadResult r = drive.read_record(buffer);
   if (r.kind == ReadKind::end_of_data) return std::nullopt;
-  if (r.kind == ReadKind::filemark) fail(ErrorCategory::corrupt, "{}: the tape starts with a filemark (not an arche tape)", what);
+  if (r.kind == ReadKind::filemark)
+    fail(ErrorCategory::corrupt, "{}: the tape starts with a filemark (not an arche tape)", what);
   RecordHeader rh;
   if (auto bad = check_record(std::span<const uint8_t>(buffer.data(), r.length), rh))
     fail(ErrorCategory::corrupt, "{}: {} (not an arche tape, or a damaged label)", what, *bad);
   size_t length = 0;
-  FileHeader fh = decode_file_header(std::span<const uint8_t>(buffer.data() + kRecordHeaderSize, rh.payload_length), length, what);
+  FileHeader fh =
+      decode_file_header(std::span<const uint8_t>(buffer.data() + kRecordHeaderSize, rh.payload_length), length, what);
   if (fh.type != ContentType::media_label || rh.file_number != 1)
     fail(ErrorCategory::corrupt, "{}: file 1 is a {}, not a media label", what, to_string(fh.type));
   MediaLabel l = label_from_json(fh.metadata, what);
-  if (l.media_set != rh.media_set) fail(ErrorCategory::corrupt, "{}: the label and its record name different media sets", what);
+  if (l.media_set != rh.media_set)
+    fail(ErrorCategory::corrupt, "{}: the label and its record name different media sets", what);
   // Past the label's filemark: at the start of file 2.
   for (;;) {
     ReadResult n = drive.read_record(buffer);
@@ -82,7 +85,8 @@ std::optional<MediaLabel> read_label(TapeDrive& drive) {
 
 std::string key_fingerprint(const backup::RepoKeys& keys) {
   static constexpr char kContext[] = "arche tape key fingerprint v1";
-  const backup::Id id = keys.chunk_id(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(kContext), sizeof kContext - 1));
+  const backup::Id id =
+      keys.chunk_id(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(kContext), sizeof kContext - 1));
   return id.hex().substr(0, 32);
 }
 

@@ -18,11 +18,11 @@ namespace arche::tape {
 struct MediaLabel {
   Uuid tape{};
   std::string label, pool;
-  Uuid media_set{};       // nil while in no set
-  uint32_t sequence = 0;  // in the set, from 1
+  Uuid media_set{};                         // nil while in no set
+  uint32_t sequence = 0;                    // in the set, from 1
   std::string key_fingerprint, repository;  // "" while in no set
-  int64_t labeled = 0;    // unix seconds: when `tape label` wrote it
-  int64_t set_joined = 0; // when it joined its set
+  int64_t labeled = 0;                      // unix seconds: when `tape label` wrote it
+  int64_t set_joined = 0;                   // when it joined its set
   uint32_t record_size = kDefaultRecordSize;
 };
 

@@ -8,7 +8,9 @@
 
 namespace arche::tape {
 
-std::string DamagedRecord::text() const { return fmt::format("tape {} file {} record {}: {}", tape, file, record, why); }
+std::string DamagedRecord::text() const {
+  return fmt::format("tape {} file {} record {}: {}", tape, file, record, why);
+}
 
 ArchiveReader::ArchiveReader(TapeDrive& drive, const ExpectedFile& expect)
     : drive_(drive), expect_(expect), buffer_(kMaxRecordSize) {
@@ -64,8 +66,9 @@ ArchiveReader::Next ArchiveReader::next_record() {
     end_of_data_ = r.kind == ReadKind::end_of_data;
     if (!saw_last_ && number > 0)
       damaged_.push_back({expect_.tape_label, expect_.file_number, number,
-                          r.kind == ReadKind::end_of_data ? "the tape ends inside this file (its last record is missing)"
-                                                          : "the file ends before its last record"});
+                          r.kind == ReadKind::end_of_data
+                              ? "the tape ends inside this file (its last record is missing)"
+                              : "the file ends before its last record"});
     return n;
   }
   ++records_read_;
@@ -75,7 +78,8 @@ ArchiveReader::Next ArchiveReader::next_record() {
   if (!bad && n.header.media_set != expect_.media_set) bad = "belongs to another media set";
   if (!bad && (n.header.tape_sequence != expect_.tape_sequence || n.header.file_number != expect_.file_number))
     bad = fmt::format("says tape {} file {} of its set", n.header.tape_sequence, n.header.file_number);
-  if (!bad && n.header.record_number != number) bad = fmt::format("out of sequence (says record {})", n.header.record_number);
+  if (!bad && n.header.record_number != number)
+    bad = fmt::format("out of sequence (says record {})", n.header.record_number);
   if (bad) {
     damaged_.push_back({expect_.tape_label, expect_.file_number, number, *bad});
     return n;

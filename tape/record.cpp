@@ -62,11 +62,13 @@ void seal_record_header(std::span<uint8_t> record, const RecordHeader& h) {
 }
 
 std::optional<std::string> check_record(std::span<const uint8_t> record, RecordHeader& h) {
-  if (record.size() < kRecordHeaderSize) return fmt::format("a block of {} bytes is too short for a record", record.size());
+  if (record.size() < kRecordHeaderSize)
+    return fmt::format("a block of {} bytes is too short for a record", record.size());
   const uint8_t* p = record.data();
   if (std::memcmp(p, kRecordMagic, 8) != 0) return std::string("not an arche tape record (bad magic)");
   const uint16_t major = load_le16(p + 8);
-  if (major != kFormatMajor) return fmt::format("record format {} is not supported (this arche reads {})", major, kFormatMajor);
+  if (major != kFormatMajor)
+    return fmt::format("record format {} is not supported (this arche reads {})", major, kFormatMajor);
   h.record_size = load_le32(p + 12);
   h.payload_length = load_le32(p + 16);
   h.flags = load_le32(p + 20);
@@ -78,7 +80,8 @@ std::optional<std::string> check_record(std::span<const uint8_t> record, RecordH
   if (h.record_size != record.size())
     return fmt::format("record says {} bytes but the block has {}", h.record_size, record.size());
   if (h.payload_length > record.size() - kRecordHeaderSize) return std::string("payload length beyond the record");
-  if (h.first_entry != kNoEntry && h.first_entry >= h.payload_length) return std::string("entry offset beyond the payload");
+  if (h.first_entry != kNoEntry && h.first_entry >= h.payload_length)
+    return std::string("entry offset beyond the payload");
   uint32_t crc = crc32c(p, 60);
   crc = crc32c(crc, p + kRecordHeaderSize, h.payload_length);
   if (crc != load_le32(p + 60)) return std::string("CRC32C mismatch (damaged record)");
@@ -160,9 +163,11 @@ std::vector<uint8_t> encode_entry_header(const EntryHeader& e) {
 
 size_t decode_entry_header(std::span<const uint8_t> data, EntryHeader& e, const std::string& what) {
   if (data.size() < 18) return 0;
-  if (std::memcmp(data.data(), kEntryMagic, 8) != 0) fail(ErrorCategory::corrupt, "{}: no object entry here (bad magic)", what);
+  if (std::memcmp(data.data(), kEntryMagic, 8) != 0)
+    fail(ErrorCategory::corrupt, "{}: no object entry here (bad magic)", what);
   const uint16_t name_len = load_le16(data.data() + 8);
-  if (name_len == 0 || name_len > kMaxObjectName) fail(ErrorCategory::corrupt, "{}: object name of {} bytes", what, name_len);
+  if (name_len == 0 || name_len > kMaxObjectName)
+    fail(ErrorCategory::corrupt, "{}: object name of {} bytes", what, name_len);
   const size_t total = kEntryFixedSize + name_len;
   if (data.size() < total) return 0;
   const size_t body = total - 4;

@@ -66,7 +66,8 @@ bool SetWriter::continue_current() {
   open_tape(last->label, true);
   std::optional<MediaLabel> l = read_label(*drive_);
   if (!l || uuid_text(l->tape) != last->uuid || l->media_set != set_uuid_)
-    fail(ErrorCategory::corrupt, "tape {} in {} is not the tape the catalog knows by that label", last->label, library_.device());
+    fail(ErrorCategory::corrupt, "tape {} in {} is not the tape the catalog knows by that label", last->label,
+         library_.device());
   drive_->to_end_of_data();
   next_file_ = static_cast<uint32_t>(drive_->status().file_number) + 1;
   tape_uuid_ = last->uuid;
@@ -83,9 +84,11 @@ std::string SetWriter::refusal(const std::optional<MediaLabel>& l) const {
   const std::string set = uuid_text(l->media_set);
   if (set == set_) return "already in this media set";
   const CatalogSet* s = catalog_.find_set(set);
-  if (!s) return fmt::format("holds media set {}, which the catalog does not know (run: arche tape catalog rebuild)", set);
+  if (!s)
+    return fmt::format("holds media set {}, which the catalog does not know (run: arche tape catalog rebuild)", set);
   if (s->expires() > choice_.now)
-    return fmt::format("holds media set {} until {} (retention {} days)", set, rfc3339(s->expires()), s->retention_days);
+    return fmt::format("holds media set {} until {} (retention {} days)", set, rfc3339(s->expires()),
+                       s->retention_days);
   return "";
 }
 
@@ -121,8 +124,7 @@ void SetWriter::allocate(uint32_t sequence) {
     // Into the set: the label is written again with the set's facts; the rest of the
     // tape is gone from here on.
     if (l->media_set != MediaLabel{}.media_set) {
-      if (CatalogSet* old = catalog_.find_set(uuid_text(l->media_set)))
-        std::erase(old->tapes, uuid_text(l->tape));
+      if (CatalogSet* old = catalog_.find_set(uuid_text(l->media_set))) std::erase(old->tapes, uuid_text(l->tape));
     }
     l->media_set = set_uuid_;
     l->sequence = sequence;
@@ -137,8 +139,8 @@ void SetWriter::allocate(uint32_t sequence) {
       catalog_.tapes.push_back({});
       t = &catalog_.tapes.back();
     }
-    *t = CatalogTape{tape_uuid_, l->label, l->pool, set_, sequence, choice_.key_fingerprint, l->labeled,
-                     choice_.record_size, false, {}};
+    *t = CatalogTape{tape_uuid_,          l->label, l->pool, set_, sequence, choice_.key_fingerprint, l->labeled,
+                     choice_.record_size, false,    {}};
     catalog_.find_set(set_)->tapes.push_back(tape_uuid_);
     sequence_ = sequence;
     next_file_ = 2;

@@ -25,7 +25,7 @@ struct SetChoice {
   bool new_set = false;          // else the pool's current set is continued when it can be
   uint32_t retention_days = 30;  // of a new set
   uint32_t record_size = kDefaultRecordSize;
-  int64_t now = 0;               // unix seconds (tests set it)
+  int64_t now = 0;  // unix seconds (tests set it)
 };
 
 class SetWriter {

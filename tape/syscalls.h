@@ -25,8 +25,8 @@ class TapeSyscalls {
   virtual int set_flags(int fd, int flags) = 0;  // fcntl(F_SETFL)
   virtual ssize_t read(int fd, void* buffer, size_t length) = 0;
   virtual ssize_t write(int fd, const void* data, size_t length) = 0;
-  virtual int mt_op(int fd, const mtop& op) = 0;       // ioctl(MTIOCTOP)
-  virtual int mt_status(int fd, mtget& status) = 0;    // ioctl(MTIOCGET)
+  virtual int mt_op(int fd, const mtop& op) = 0;     // ioctl(MTIOCTOP)
+  virtual int mt_status(int fd, mtget& status) = 0;  // ioctl(MTIOCGET)
 };
 
 // The kernel's.

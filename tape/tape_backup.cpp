@@ -20,8 +20,8 @@ namespace arche::tape {
 namespace {
 
 struct SnapshotPacks {
-  std::vector<backup::PackInfo> packs;        // every pack it needs
-  std::vector<std::string> metadata_packs;    // those holding trees or chunk lists
+  std::vector<backup::PackInfo> packs;      // every pack it needs
+  std::vector<std::string> metadata_packs;  // those holding trees or chunk lists
 };
 
 SnapshotPacks packs_of(backup::Repository& repo, const backup::Snapshot& s,
@@ -37,7 +37,8 @@ SnapshotPacks packs_of(backup::Repository& repo, const backup::Snapshot& s,
   SnapshotPacks out;
   for (const backup::Id& id : ids) {
     auto it = packs_by_id.find(id);
-    if (it == packs_by_id.end()) fail(ErrorCategory::corrupt, "pack {} is in the index but in no index file", id.short_hex());
+    if (it == packs_by_id.end())
+      fail(ErrorCategory::corrupt, "pack {} is in the index but in no index file", id.short_hex());
     out.packs.push_back(*it->second);
     if (std::any_of(it->second->entries.begin(), it->second->entries.end(),
                     [](const backup::PackEntry& e) { return e.kind != backup::BlobKind::data; }))
@@ -70,7 +71,8 @@ TapeBackupReport tape_backup(backup::Repository& repo, const std::vector<std::st
   // What every snapshot archive carries besides its manifest: config and key slots.
   std::vector<std::pair<std::string, std::vector<uint8_t>>> common;
   common.emplace_back("config", repo.store().read("config"));
-  for (const std::string& slot : repo.list_files("keys")) common.emplace_back("keys/" + slot, repo.read_file("keys", slot));
+  for (const std::string& slot : repo.list_files("keys"))
+    common.emplace_back("keys/" + slot, repo.read_file("keys", slot));
 
   for (const backup::Snapshot& s : chosen) {
     SnapshotPacks needed = packs_of(repo, s, packs_by_id);
@@ -131,7 +133,8 @@ TapeBackupReport tape_backup(backup::Repository& repo, const std::vector<std::st
     for (const backup::ImageRecord& i : s.images) entry.images.push_back(i.name);
     for (const backup::PackInfo& p : needed.packs) entry.packs.push_back(p.id.hex());
     entry.metadata_packs = needed.metadata_packs;
-    std::erase_if(catalog.snapshots, [&](const CatalogSnapshot& x) { return x.id == s.id && x.media_set == entry.media_set; });
+    std::erase_if(catalog.snapshots,
+                  [&](const CatalogSnapshot& x) { return x.id == s.id && x.media_set == entry.media_set; });
     catalog.snapshots.push_back(std::move(entry));
     report.snapshots.push_back(s.id);
   }

@@ -22,14 +22,14 @@
 namespace arche::tape {
 
 struct TapeBackupOptions {
-  SetChoice set;                          // pool, new set or not, retention (repository filled in)
-  uint64_t archive_size = 4ull << 30;     // bytes after which a chunk archive is closed
+  SetChoice set;                       // pool, new set or not, retention (repository filled in)
+  uint64_t archive_size = 4ull << 30;  // bytes after which a chunk archive is closed
 };
 
 struct TapeBackupReport {
   std::string media_set;
-  std::vector<std::string> tapes;  // labels used
-  std::vector<std::string> snapshots;  // ids written
+  std::vector<std::string> tapes;                // labels used
+  std::vector<std::string> snapshots;            // ids written
   uint64_t packs_written = 0, packs_on_set = 0;  // copied / already in the set
   uint64_t bytes_written = 0;                    // record bytes to tape
 };

@@ -23,7 +23,8 @@ std::unique_ptr<TapeDrive> open_for_reading(Library& library, const CatalogTape&
   auto drive = std::make_unique<TapeDrive>(library.syscalls(), library.drive_path(), false);
   std::optional<MediaLabel> l = read_label(*drive);
   if (!l || uuid_text(l->tape) != t.uuid)
-    fail(ErrorCategory::not_found, "the tape in {} is not tape {} ({}): load the right one", library.device(), t.label, t.uuid);
+    fail(ErrorCategory::not_found, "the tape in {} is not tape {} ({}): load the right one", library.device(), t.label,
+         t.uuid);
   return drive;
 }
 
@@ -84,7 +85,8 @@ TapeRestoreReport restore_snapshot(Library& library, const Catalog& catalog, con
                                    const std::string& target, Progress* progress) {
   const CatalogSnapshot& snap = catalog.resolve_snapshot(snapshot_ref);
   const CatalogSet* set = catalog.find_set(snap.media_set);
-  if (!set) fail(ErrorCategory::corrupt, "snapshot {} names media set {}, which the catalog lacks", snap.name, snap.media_set);
+  if (!set)
+    fail(ErrorCategory::corrupt, "snapshot {} names media set {}, which the catalog lacks", snap.name, snap.media_set);
   const std::map<std::string, ObjectPlace> places = catalog.objects_of_set(set->uuid);
   const std::string manifest = "snapshots/" + snap.id;
   auto m = places.find(manifest);
@@ -132,18 +134,21 @@ TapeRestoreReport restore_snapshot(Library& library, const Catalog& catalog, con
       ++report.objects_present;
     }
   };
-  read_set_objects(library, catalog, set->uuid, names,
-                   [&](const std::string& name, std::vector<uint8_t> bytes) {
-                     got.insert(name);
-                     if (name.rfind("data/", 0) == 0) put(name, bytes);
-                     else held[name] = std::move(bytes);
-                   },
-                   report.read, progress, &m->second);
+  read_set_objects(
+      library, catalog, set->uuid, names,
+      [&](const std::string& name, std::vector<uint8_t> bytes) {
+        got.insert(name);
+        if (name.rfind("data/", 0) == 0) put(name, bytes);
+        else held[name] = std::move(bytes);
+      },
+      report.read, progress, &m->second);
   std::vector<std::string> missing;
   for (const std::string& n : names)
     if (!got.count(n)) missing.push_back(n);
   if (!missing.empty())
-    fail(ErrorCategory::corrupt, "snapshot {}: {} object(s) could not be read whole from tape ({}{}); nothing of the snapshot's manifest was written{}{}",
+    fail(ErrorCategory::corrupt,
+         "snapshot {}: {} object(s) could not be read whole from tape ({}{}); nothing of the snapshot's manifest was "
+         "written{}{}",
          snap.name, missing.size(), missing.front(), missing.size() > 1 ? ", ..." : "",
          report.read.damaged.empty() ? "" : ": ", damage_text(report.read.damaged));
   for (const auto& [name, bytes] : held)
@@ -164,8 +169,16 @@ VerifyReport verify_tapes(Library& library, const Catalog& catalog, Progress* pr
     if (!l) continue;
     report.tapes.push_back(l->label);
     const CatalogTape* t = catalog.find_tape(uuid_text(l->tape));
-    CatalogTape from_label{uuid_text(l->tape), l->label, l->pool, is_nil(l->media_set) ? "" : uuid_text(l->media_set),
-                           l->sequence, l->key_fingerprint, l->labeled, l->record_size, false, {}};
+    CatalogTape from_label{uuid_text(l->tape),
+                           l->label,
+                           l->pool,
+                           is_nil(l->media_set) ? "" : uuid_text(l->media_set),
+                           l->sequence,
+                           l->key_fingerprint,
+                           l->labeled,
+                           l->record_size,
+                           false,
+                           {}};
     std::set<std::string> found;
     for (uint32_t file = 2;; ++file) {
       interrupt::check();
@@ -205,8 +218,16 @@ Catalog rebuild_catalog(Library& library, std::vector<std::string>* notes) {
       if (notes) notes->push_back((name.empty() ? library.device() : name) + ": blank");
       continue;
     }
-    CatalogTape t{uuid_text(l->tape), l->label, l->pool, is_nil(l->media_set) ? "" : uuid_text(l->media_set),
-                  l->sequence, l->key_fingerprint, l->labeled, l->record_size, false, {}};
+    CatalogTape t{uuid_text(l->tape),
+                  l->label,
+                  l->pool,
+                  is_nil(l->media_set) ? "" : uuid_text(l->media_set),
+                  l->sequence,
+                  l->key_fingerprint,
+                  l->labeled,
+                  l->record_size,
+                  false,
+                  {}};
     labels.push_back(t);
     if (t.media_set.empty()) continue;
     // File headers only: the catalog archives are read, everything else is skipped.

@@ -39,14 +39,16 @@ std::vector<uint8_t> encode_header(const CartridgeInfo& info) {
 CartridgeInfo decode_header(const uint8_t* h, const std::string& path) {
   if (std::memcmp(h, kMagic, 8) != 0 || load_le32(h + 60) != crc32c(h, 60))
     fail(ErrorCategory::format, "{}: not a virtual tape cartridge", path);
-  if (load_le16(h + 8) != 1) fail(ErrorCategory::unsupported, "{}: cartridge format {} is not supported", path, load_le16(h + 8));
+  if (load_le16(h + 8) != 1)
+    fail(ErrorCategory::unsupported, "{}: cartridge format {} is not supported", path, load_le16(h + 8));
   return {load_le64(h + 12), load_le64(h + 20)};
 }
 
 }  // namespace
 
 void create_cartridge(const std::string& path, const CartridgeInfo& info) {
-  if (info.early_warning >= info.capacity) fail(ErrorCategory::usage, "the early-warning zone must be smaller than the capacity");
+  if (info.early_warning >= info.capacity)
+    fail(ErrorCategory::usage, "the early-warning zone must be smaller than the capacity");
   File f = File::open(path, OpenMode::create_new);
   f.write_all(0, encode_header(info));
   f.sync();
@@ -160,7 +162,8 @@ int VirtualTape::append(uint32_t kind, const void* data, uint32_t length) {
   const ssize_t want = static_cast<ssize_t>(kBlockHeader + length);
   const ssize_t r = ::pwritev(file_, iov, 2, static_cast<off_t>(offset));
   if (r != want) {
-    if (::ftruncate(file_, static_cast<off_t>(offset)) != 0) {}
+    if (::ftruncate(file_, static_cast<off_t>(offset)) != 0) {
+    }
     return r < 0 ? -errno : -EIO;
   }
   blocks_.push_back({offset, kind, length});
@@ -197,11 +200,14 @@ ssize_t VirtualTape::read(int fd, void* buffer, size_t length) {
     ++position_;
     return 0;
   }
-  const uint32_t file = file_number_at(position_) + 1;
-  const uint64_t record = block_in_file(position_);
+  if (!read_errors_.empty()) {
+    const std::pair<uint32_t, uint64_t> at{file_number_at(position_) + 1, block_in_file(position_)};
+    if (std::find(read_errors_.begin(), read_errors_.end(), at) != read_errors_.end()) {
+      ++position_;
+      return -EIO;
+    }
+  }
   ++position_;
-  if (std::find(read_errors_.begin(), read_errors_.end(), std::make_pair(file, record)) != read_errors_.end())
-    return -EIO;
   if (b.length > length) return -ENOMEM;
   const ssize_t r = ::pread(file_, buffer, b.length, static_cast<off_t>(b.offset + kBlockHeader));
   if (r != static_cast<ssize_t>(b.length)) return r < 0 ? -errno : -EIO;
@@ -213,8 +219,7 @@ int VirtualTape::mt_op(int fd, const mtop& op) {
   if (op.mt_count < 0) return -EINVAL;
   eod_hit_ = op.mt_op == MTEOM;
   switch (op.mt_op) {
-    case MTSETBLK:
-      return op.mt_count == 0 ? 0 : -EINVAL;  // variable-block mode only
+    case MTSETBLK: return op.mt_count == 0 ? 0 : -EINVAL;  // variable-block mode only
     case MTREW:
       position_ = 0;
       warning_ = Warning::none;
@@ -241,14 +246,9 @@ int VirtualTape::mt_op(int fd, const mtop& op) {
         --position_;
       }
       return 0;
-    case MTEOM:
-      position_ = blocks_.size();
-      return 0;
-    case MTOFFL:
-      position_ = 0;
-      return 0;
-    default:
-      return -EINVAL;
+    case MTEOM: position_ = blocks_.size(); return 0;
+    case MTOFFL: position_ = 0; return 0;
+    default: return -EINVAL;
   }
 }
 

@@ -33,10 +33,8 @@ void RecordPump::run() {
     std::exception_ptr error;
     bool warned = false;
     try {
-      if (item.record.empty())
-        drive_.write_filemark();
-      else
-        warned = drive_.write_record(item.record);
+      if (item.record.empty()) drive_.write_filemark();
+      else warned = drive_.write_record(item.record);
     } catch (...) {
       error = std::current_exception();
     }

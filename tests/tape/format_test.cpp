@@ -2,6 +2,7 @@
 // is named instead of being passed on.
 #include <gtest/gtest.h>
 
+#include "core/crc32c.h"
 #include "core/error.h"
 #include "tape/catalog.h"
 #include "tape/record.h"
@@ -21,6 +22,10 @@ std::vector<uint8_t> sealed_record(uint32_t size, const std::string& text, Recor
   h.first_entry = 3;
   seal_record_header(r, h);
   return r;
+}
+
+TEST(TapeRecord, Crc32cIsTheOneTheFormatDocumentNames) {
+  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);  // docs/tape-format.md
 }
 
 TEST(TapeRecord, RoundTripsEveryField) {
@@ -80,7 +85,15 @@ TEST(TapeRecord, FileHeaderAndEntryRoundTrip) {
 
 TEST(TapeCatalog, EncodesAndDecodesToTheSame) {
   Catalog c;
-  c.tapes.push_back({"u1", "T1", "pool", "s1", 1, "fp", 100, 262144, true,
+  c.tapes.push_back({"u1",
+                     "T1",
+                     "pool",
+                     "s1",
+                     1,
+                     "fp",
+                     100,
+                     262144,
+                     true,
                      {{2, "chunk-archive", "a1", 1, 9, {{"data/00/00", 5, 0, 100}}}}});
   c.sets.push_back({"s1", "pool", "repo", "fp", 100, 200, 30, 4, {"u1"}});
   c.snapshots.push_back({"id1", "monday", "s1", "host", 123, {"/srv"}, {}, {"00"}, {"00"}});

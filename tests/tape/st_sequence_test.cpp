@@ -25,7 +25,7 @@ class FakeSt final : public TapeSyscalls {
   std::vector<std::string> calls;
   long gstat = GMT_ONLINE(-1L) | GMT_BOT(-1L);
   int fileno = 0;
-  std::deque<ssize_t> write_results;  // next write() results; empty: the whole length
+  std::deque<ssize_t> write_results;       // next write() results; empty: the whole length
   std::deque<std::vector<uint8_t>> reads;  // next read() blocks; empty block: a filemark
 
   int open(const std::string& path, int flags) override {
@@ -64,7 +64,7 @@ class FakeSt final : public TapeSyscalls {
   }
   int mt_op(int, const mtop& op) override {
     static const std::map<int, const char*> names = {{MTWEOF, "MTWEOF"}, {MTFSF, "MTFSF"}, {MTBSF, "MTBSF"},
-                                                     {MTREW, "MTREW"}, {MTEOM, "MTEOM"}, {MTSETBLK, "MTSETBLK"}};
+                                                     {MTREW, "MTREW"},   {MTEOM, "MTEOM"}, {MTSETBLK, "MTSETBLK"}};
     auto it = names.find(op.mt_op);
     calls.push_back(fmt::format("{} {}", it == names.end() ? "MT?" : it->second, op.mt_count));
     return 0;

@@ -158,8 +158,8 @@ TEST(TapeAcceptance, DamagedRecordIsNamedAndSnapshotsThatDoNotNeedItStillRestore
     b ^= 0x55;
     cart.write_all(offset, std::span(&b, 1));
   }
-  const std::string where = "tape " + at.tape->label + " file " + std::to_string(at.file->file) + " record " +
-                            std::to_string(record);
+  const std::string where =
+      "tape " + at.tape->label + " file " + std::to_string(at.file->file) + " record " + std::to_string(record);
 
   std::filesystem::remove_all(f.repo);
   const std::string bad = f.dir.file("restored3");
@@ -227,8 +227,8 @@ TEST(TapeAcceptance, RestoringOneSmallFileReadsOnlyTheTapeFilesHoldingItsChunks)
   for (const CatalogTape& t : c.tapes)
     for (const CatalogFile& file : t.files) set_records += file.records, ++set_files;
   const std::string note = f.dir.file("src2") + "/sub/note.txt";
-  CommandResult r = f.tape_ok({"restore-file", "--snapshot", "s2", "--device", f.device(), note, "--to",
-                               f.dir.file("one"), "--json"});
+  CommandResult r = f.tape_ok(
+      {"restore-file", "--snapshot", "s2", "--device", f.device(), note, "--to", f.dir.file("one"), "--json"});
   const Json j = Json::parse(r.out);
   std::cout << "restore-file read " << j["tape-files-read"] << " of " << set_files << " tape files, "
             << j["records-read"] << " of " << set_records << " records\n";

@@ -41,7 +41,7 @@ TEST(VirtualTape, EarlyWarningThenOneEnospcThenWritesUntilTheEnd) {
   ASSERT_EQ(v.mt_status(fd, s), 0);
   EXPECT_TRUE(GMT_EOT(s.mt_gstat));
   EXPECT_EQ(v.write(fd, block.data(), block.size()), -ENOSPC);  // once, nothing written
-  EXPECT_EQ(v.mt_op(fd, op(MTWEOF, 1)), 0);                      // filemarks may be written in the zone
+  EXPECT_EQ(v.mt_op(fd, op(MTWEOF, 1)), 0);                     // filemarks may be written in the zone
   // Then writes go through (8 bytes of filemark used one slot's header) until the capacity.
   EXPECT_EQ(v.write(fd, block.data(), block.size()), 1000);
   EXPECT_EQ(v.write(fd, block.data(), block.size()), 1000);
@@ -158,7 +158,7 @@ TEST(VirtualTape, DriveReportsEarlyWarningToItsWriter) {
   TapeDrive d(std::make_shared<VirtualTape>(), path, true);
   std::vector<uint8_t> block(1000);
   for (int i = 0; i < 7; ++i) EXPECT_FALSE(d.write_record(block)) << i;  // the 7th enters the zone silently
-  EXPECT_TRUE(d.write_record(block));  // the ENOSPC, retried: written, and said
+  EXPECT_TRUE(d.write_record(block));                                    // the ENOSPC, retried: written, and said
   EXPECT_TRUE(d.status().early_warning);
   EXPECT_TRUE(d.write_record(block));
   EXPECT_TRUE(d.write_record(block));          // exactly at the capacity
