@@ -22,11 +22,6 @@
 
 namespace arche::backup {
 
-namespace {
-
-
-}  // namespace
-
 std::string forget_snapshot(Repository& repo, const std::string& ref) {
   RepoLock lock(repo, LockMode::maintain, "backup forget " + ref);
   std::vector<DamagedManifest> damaged;

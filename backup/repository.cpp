@@ -325,9 +325,12 @@ std::vector<PackInfo> Repository::read_all_index_files(std::vector<std::string>*
   return all;
 }
 
+std::vector<uint8_t> Repository::seal_index_file(const std::vector<PackInfo>& packs) const {
+  return seal_object(*keys_, kIndexMagic, kIndexVersion, encode_index_payload(packs), false);
+}
+
 std::string Repository::write_index_file(const std::vector<PackInfo>& packs) const {
-  std::vector<uint8_t> payload = encode_index_payload(packs);
-  return write_content_file("index", seal_object(*keys_, kIndexMagic, kIndexVersion, payload, false));
+  return write_content_file("index", seal_index_file(packs));
 }
 
 void Repository::reset_index() {

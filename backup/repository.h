@@ -156,6 +156,9 @@ class Repository {
   std::vector<PackInfo> read_all_index_files(std::vector<std::string>* names = nullptr) const;
   std::vector<PackInfo> read_index_file(const std::string& name) const;
   std::string write_index_file(const std::vector<PackInfo>& packs) const;
+  // The bytes write_index_file stores (its name is their content_hash): a copy of
+  // the repository elsewhere (tape) carries an index of just the packs it holds.
+  std::vector<uint8_t> seal_index_file(const std::vector<PackInfo>& packs) const;
 
   // --- blobs ------------------------------------------------------------------
   // Reads, authenticates and decompresses a blob. The result views `frame` or
