@@ -77,22 +77,21 @@ sftp_arche="${OFFSITE_SFTP_URL}arche"
 s3_arche="s3+http://$OFFSITE_S3_ENDPOINT/arche-offsite/direct"
 sftp_restic="sftp:$OFFSITE_SFTP_USER@127.0.0.1:$OFFSITE_SFTP_DIR/restic"
 s3_restic="s3:http://$OFFSITE_S3_ENDPOINT/restic-offsite/direct"
-restic_sftp() { restic -o sftp.command="$OFFSITE_RESTIC_SSH" "$@"; }
 
 echo "first backups ..."
 "$ARCHE" backup init "$sftp_arche" -q
 "$ARCHE" backup init "$s3_arche" -q
-restic_sftp init -r "$sftp_restic" > /dev/null
+restic -o "sftp.command=$OFFSITE_RESTIC_SSH" init -r "$sftp_restic" > /dev/null
 restic init -r "$s3_restic" > /dev/null
 warm disk.raw; timed a_sftp_1 "$ARCHE" backup create "$sftp_arche::one" --image disk.raw -q
-warm disk.raw; timed r_sftp_1 restic_sftp -r "$sftp_restic" backup disk.raw
+warm disk.raw; timed r_sftp_1 restic -o "sftp.command=$OFFSITE_RESTIC_SSH" -r "$sftp_restic" backup disk.raw
 warm disk.raw; timed a_s3_1 "$ARCHE" backup create "$s3_arche::one" --image disk.raw -q
 warm disk.raw; timed r_s3_1 restic -r "$s3_restic" backup disk.raw
 echo "second backups ..."
 cp --sparse=always "$images/disk2.raw" disk.raw
 sleep 2
 warm disk.raw; timed a_sftp_2 "$ARCHE" backup create "$sftp_arche::two" --image disk.raw -q
-warm disk.raw; timed r_sftp_2 restic_sftp -r "$sftp_restic" backup disk.raw
+warm disk.raw; timed r_sftp_2 restic -o "sftp.command=$OFFSITE_RESTIC_SSH" -r "$sftp_restic" backup disk.raw
 warm disk.raw; timed a_s3_2 "$ARCHE" backup create "$s3_arche::two" --image disk.raw -q
 warm disk.raw; timed r_s3_2 restic -r "$s3_restic" backup disk.raw
 
