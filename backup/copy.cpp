@@ -63,8 +63,10 @@ void send_pack(Repository& src, Repository& dst, const PackInfo& pack, const Cop
     fail(ErrorCategory::corrupt, "{}: {} bytes, the index says {} (arche backup check names the damage)", what, size,
          pack.size);
   if (size < kPackTrailerSize) fail(ErrorCategory::corrupt, "{}: truncated pack", what);
+  std::vector<uint8_t> buffer(kPackTrailerSize);
+  in->read(size - kPackTrailerSize, buffer);
+  const PackTrailer trailer = decode_pack_trailer(buffer, size, what);
   std::unique_ptr<ObjectWriter> out = dst.store().create(name, WriteMode::create);
-  std::vector<uint8_t> buffer;
   uint32_t crc = 0;
   const uint64_t body = size - kPackTrailerSize;
   for (uint64_t offset = 0; offset < size;) {
@@ -73,10 +75,8 @@ void send_pack(Repository& src, Repository& dst, const PackInfo& pack, const Cop
     buffer.resize(n);
     in->read(offset, buffer);
     if (offset < body) crc = crc32c(crc, buffer.data(), std::min<uint64_t>(n, body - offset));
-    if (offset + n == size) {
-      const PackTrailer t = decode_pack_trailer(std::span(buffer).last(kPackTrailerSize), size, what);
-      if (t.crc != crc) fail(ErrorCategory::corrupt, "{}: pack checksum mismatch (damaged in the source store)", what);
-    }
+    if (offset + n == size && trailer.crc != crc)
+      fail(ErrorCategory::corrupt, "{}: pack checksum mismatch (damaged in the source store)", what);
     out->append(buffer);
     offset += n;
     sent += n;
