@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "volume/listing.h"
 #include "volume/volume_path.h"
 
 namespace arche::backup {
@@ -107,17 +108,9 @@ BrowseTarget SnapshotBrowser::resolve(std::string_view address) {
 std::vector<BrowseEntry> SnapshotBrowser::list(const BrowseTarget& target, bool with_streams) {
   if (target.kind != BrowseTarget::Kind::entry) fail(ErrorCategory::internal, "list: not a file system entry");
   volume::Filesystem& fs = *target.fs;
-  const volume::FileStat st = fs.stat(target.path);
-  std::vector<volume::DirEntry> entries;
-  std::string parent = target.path;
-  if (st.type == volume::FileType::directory) {
-    entries = fs.list(target.path);
-    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  } else {
-    const size_t slash = target.path.rfind('/');
-    entries.push_back({target.path.substr(slash + 1), st});
-    parent = slash == 0 ? "/" : target.path.substr(0, slash);
-  }
+  volume::PathListing listing = volume::list_path(fs, target.path);
+  const std::string& parent = listing.parent;
+  std::vector<volume::DirEntry>& entries = listing.entries;
   std::vector<BrowseEntry> out;
   for (volume::DirEntry& e : entries) {
     interrupt::check();
