@@ -139,17 +139,26 @@ TEST(TapeAcceptance, DamagedRecordIsNamedAndSnapshotsThatDoNotNeedItStillRestore
   Fixture f;
   three_snapshots_on_tape(f);
   const Catalog c = f.load_catalog();
-  // A pack s3 needs and s1 does not: damage a record in the middle of it.
+  // A pack s3 needs and s1 does not: damage a record in the middle of it. The
+  // pack must cover the whole of the record after the one it starts in, in the
+  // same tape file (the last pack of a snapshot can be small, and a pack can be
+  // split across two tapes), or the damage would land in another object.
   const CatalogSnapshot& s1 = c.resolve_snapshot("s1");
   const CatalogSnapshot& s3 = c.resolve_snapshot("s3");
   const std::set<std::string> s1_packs(s1.packs.begin(), s1.packs.end());
-  std::string victim;
-  for (const std::string& p : s3.packs)
-    if (!s1_packs.count(p)) victim = "data/" + p.substr(0, 2) + "/" + p;
-  ASSERT_FALSE(victim.empty());
   const auto places = c.objects_of_set(c.sets[0].uuid);
+  std::string victim;
+  for (const std::string& p : s3.packs) {
+    const std::string name = "data/" + p.substr(0, 2) + "/" + p;
+    if (s1_packs.count(p) || !places.count(name)) continue;
+    const ObjectPlace& place = places.at(name);
+    const uint64_t record_size = place.tape->record_size;
+    if (place.object->offset + place.object->size > 3 * record_size && place.object->record + 2 < place.file->records)
+      victim = name;
+  }
+  ASSERT_FALSE(victim.empty()) << "no pack of s3 alone spans three records";
   const ObjectPlace& at = places.at(victim);
-  const uint64_t record = at.object->record + 1;  // inside the pack (packs span several records)
+  const uint64_t record = at.object->record + 1;  // wholly inside the pack
   const uint64_t offset = f.record_offset(at.tape->label, at.file->file, record) + 1000;
   {
     File cart = File::open(f.lib + "/" + at.tape->label + ".vtape", OpenMode::read_write);
