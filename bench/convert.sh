@@ -5,7 +5,11 @@
 #   CPU seconds (user + system) of each, and the ratios arche / qemu-img.
 # Usage: bench/convert.sh [ARCHE_BINARY]
 #   env: BENCH_DIR for the images (default /var/tmp/arche-bench); ROWS=compressed runs
-#   only the two compressed conversions; RUNS=N takes the best of N runs (default 3).
+#   only the two compressed conversions, ROWS=reflink only the reflink rows; RUNS=N
+#   takes the best of N runs (default 3).
+# As root, the reflink rows: the same conversions on a loop-mounted XFS made with
+# reflink=1, where arche shares the source's extents (docs/image.md "Reflink") and
+# qemu-img copies.
 set -euo pipefail
 ARCHE=$(realpath "${1:-build/cli/arche}")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,6 +48,7 @@ row() {
 }
 
 cat disk.raw >/dev/null  # warm the cache once
+equal=ok clean=ok
 rm -f q.qcow2 a.qcow2 q.raw a.raw qc.qcow2 ac.qcow2 a.vmdk q.vmdk av.qcow2 qv.qcow2 as.vmdk qs.vmdk
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 printf '%-34s %8s %8s %8s %8s %8s %8s\n' "work (best of ${RUNS:-3}, seconds)" "arche" "CPU" "qemu-img" "CPU" "wall x" "CPU x"
@@ -60,6 +65,8 @@ if [ "$rows" = all ]; then
   row "qcow2 -> raw" "$a" "$q"
   checks+=(a.qcow2)
 fi
+if [ "$rows" = reflink ]; then checks=(); fi
+if [ "$rows" != reflink ]; then
 a=$(best ac.qcow2 "$ARCHE" -q image convert -c -O qcow2 disk.raw ac.qcow2)
 q=$(best qc.qcow2 qemu-img convert -c -m 8 -W -O qcow2 disk.raw qc.qcow2)
 row "raw -> qcow2 compressed (zlib)" "$a" "$q"
@@ -79,7 +86,27 @@ if [ "$rows" = all ]; then
 fi
 printf 'compressed sizes: qcow2 arche %s, qemu %s; streamOptimized arche %s, qemu %s\n' \
   "$(du -h ac.qcow2 | cut -f1)" "$(du -h qc.qcow2 | cut -f1)" "$(du -h as.vmdk | cut -f1)" "$(du -h qs.vmdk | cut -f1)"
-equal=ok clean=ok
+fi
+if { [ "$rows" = all ] || [ "$rows" = reflink ]; } && [ "$(id -u)" = 0 ] && command -v mkfs.xfs >/dev/null; then
+  # The bench image copied (not shared) onto a fresh reflink XFS; arche and qemu-img
+  # both convert there, until durable (arche --sync; qemu-img then sync(1) of its output).
+  rm -f xfs.img; truncate -s 12G xfs.img
+  mkfs.xfs -q -m reflink=1 xfs.img
+  mkdir -p xfs; mount -o loop xfs.img xfs
+  trap 'umount xfs 2>/dev/null || true' EXIT
+  cp --sparse=always --reflink=never disk.raw xfs/disk.raw
+  sync
+  a=$(best xfs/a.qcow2 "$ARCHE" -q image convert --sync -O qcow2 xfs/disk.raw xfs/a.qcow2)
+  q=$(best xfs/q.qcow2 bash -c "qemu-img convert -m 8 -W -O qcow2 xfs/disk.raw xfs/q.qcow2 && sync xfs/q.qcow2")
+  row "raw -> qcow2 on XFS reflink (sync)" "$a" "$q"
+  a=$(best xfs/a.raw "$ARCHE" -q image convert --sync -O raw xfs/a.qcow2 xfs/a.raw)
+  q=$(best xfs/q.raw bash -c "qemu-img convert -m 8 -W -O raw xfs/q.qcow2 xfs/q.raw && sync xfs/q.raw")
+  row "qcow2 -> raw on XFS reflink (sync)" "$a" "$q"
+  qemu-img compare -q xfs/disk.raw xfs/a.qcow2 || equal="DIFFERS: xfs/a.qcow2"
+  cmp -s xfs/disk.raw xfs/a.raw || equal="DIFFERS: xfs/a.raw"
+  qemu-img check -q xfs/a.qcow2 || clean="NOT CLEAN: xfs/a.qcow2"
+  umount xfs; rm -f xfs.img; trap - EXIT
+fi
 for f in "${checks[@]}"; do
   qemu-img compare -q disk.raw "$f" || { equal="DIFFERS: $f"; break; }
 done

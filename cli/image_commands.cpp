@@ -206,7 +206,7 @@ void add_compare(CLI::App& group, Context& ctx) {
 struct ConvertArgs {
   std::string source_format, target_format = "raw", src, dst;
   std::vector<std::string> options;
-  bool compress = false, sync = false, overwrite = false, force_share = false;
+  bool compress = false, sync = false, overwrite = false, force_share = false, no_reflink = false;
   unsigned threads = 0;
 };
 
@@ -223,6 +223,8 @@ void add_convert(CLI::App& group, Context& ctx) {
   cmd->add_flag("--sync", a->sync, "fsync the target before it appears under its name");
   cmd->add_flag("--overwrite", a->overwrite, "Replace DST if it exists");
   cmd->add_flag("-U,--force-share", a->force_share, "Read a source another process is writing");
+  cmd->add_flag("--no-reflink", a->no_reflink,
+                "Copy the data even where the file system could share it with the source (XFS, btrfs)");
   cmd->add_option("src", a->src, "Source image");
   cmd->add_option("dst", a->dst, "Target image");
   add_json_flag(cmd, ctx);
@@ -239,6 +241,7 @@ void add_convert(CLI::App& group, Context& ctx) {
     o.threads = a->threads;
     o.durable = a->sync;
     o.force_share = a->force_share;
+    o.reflink = !a->no_reflink;
     ctx.if_interrupted =
         fmt::format("{} left as it was, nothing written to {} (its temporary file is removed)", a->src, a->dst);
     image::ConvertStats s = image::convert(a->src, a->dst, o);

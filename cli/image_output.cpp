@@ -226,13 +226,17 @@ void show_convert(const Context& ctx, const std::string& src, const std::string&
                     {"virtual-size", s.virtual_size},
                     {"bytes-read", s.bytes_read},
                     {"bytes-written", s.bytes_written},
+                    {"bytes-cloned", s.bytes_cloned},
                     {"file-bytes", s.file_bytes},
                     {"seconds", s.seconds}});
     return;
   }
-  say(ctx,
-      fmt::format("converted {} -> {} ({}): {} virtual, {} of data, {} on disk, in {:.2f} s", src, dst, format,
-                  format_size(s.virtual_size), format_size(s.bytes_written), format_size(s.file_bytes), s.seconds));
+  // Data shared with the source (reflink) is data too, but it took no copying.
+  const std::string shared =
+      s.bytes_cloned ? fmt::format(" ({} shared with the source, not copied)", format_size(s.bytes_cloned)) : "";
+  say(ctx, fmt::format("converted {} -> {} ({}): {} virtual, {} of data{}, {} on disk, in {:.2f} s", src, dst, format,
+                       format_size(s.virtual_size), format_size(s.bytes_written + s.bytes_cloned), shared,
+                       format_size(s.file_bytes), s.seconds));
 }
 
 void show_commit(const Context& ctx, const std::string& overlay, const image::CommitStats& s) {

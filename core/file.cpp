@@ -151,6 +151,21 @@ bool File::zero_range(uint64_t offset, uint64_t length) const {
   throw_errno(errno, fmt::format("zero range in {} at offset {}", path_, offset));
 }
 
+bool File::clone_range(uint64_t offset, const File& source, uint64_t source_offset, uint64_t length) const {
+  if (length == 0) return true;
+  file_clone_range range{};
+  range.src_fd = source.fd();
+  range.src_offset = source_offset;
+  range.src_length = length;  // 0 would mean "to the end of the source"
+  range.dest_offset = offset;
+  if (::ioctl(fd(), FICLONERANGE, &range) == 0) return true;
+  // EXDEV: another file system; EINVAL: unaligned or a file system that cannot;
+  // ENOTTY, EOPNOTSUPP: no such ioctl here.
+  if (unsupported_errno(errno) || errno == EXDEV || errno == ENOTTY) return false;
+  throw_errno(errno, fmt::format("clone {} bytes of {} at offset {} into {} at offset {}", length, source.path(),
+                                 source_offset, path_, offset));
+}
+
 std::optional<uint64_t> File::seek_data(uint64_t from) const {
   off_t pos = ::lseek(fd(), static_cast<off_t>(from), SEEK_DATA);
   if (pos >= 0) return static_cast<uint64_t>(pos);

@@ -76,6 +76,12 @@ class File {
   bool punch_hole(uint64_t offset, uint64_t length) const;
   // Makes a range read as zeros, keeping it allocated. False when unsupported.
   bool zero_range(uint64_t offset, uint64_t length) const;
+  // Makes [offset, offset+length) of this file share the extents of `source` at
+  // source_offset instead of copying them (FICLONERANGE: XFS with reflink, btrfs);
+  // the file grows when the range reaches past its end. Offsets and length must be
+  // multiples of the file system's block size. False, with nothing changed, when
+  // the two files cannot share extents (another file system, none that can).
+  bool clone_range(uint64_t offset, const File& source, uint64_t source_offset, uint64_t length) const;
   // SEEK_DATA / SEEK_HOLE. nullopt when the file system does not support them.
   // seek_data returns the end of file when there is no data after `from`.
   std::optional<uint64_t> seek_data(uint64_t from) const;

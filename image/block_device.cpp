@@ -27,6 +27,8 @@ void BlockDevice::write_packed(std::span<const PackedBlock>) {
   fail(ErrorCategory::unsupported, "{}: format {} cannot store compressed blocks", filename(), format());
 }
 
+bool BlockDevice::clone_from(uint64_t, const File&, uint64_t, uint64_t) { return false; }
+
 void BlockDevice::resize(uint64_t) {
   fail(ErrorCategory::unsupported, "{}: format {} cannot be resized", filename(), format());
 }

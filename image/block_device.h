@@ -16,6 +16,10 @@
 
 #include "core/json.h"
 
+namespace arche {
+class File;
+}
+
 namespace arche::image {
 
 // What one layer of a chain says about a range of the virtual disk.
@@ -125,6 +129,16 @@ class BlockDevice {
   // streamOptimized VMDK being written front to back). Writers such as convert then
   // issue them in order.
   virtual bool sequential_writes_only() const { return false; }
+
+  // Stores [offset, offset+length) by sharing the extents of `source` at
+  // source_offset with it (FICLONERANGE: XFS with reflink, btrfs) instead of
+  // copying the bytes: convert's fast path. offset and length are multiples of
+  // granularity(), and the range holds no data in this layer yet. False when
+  // this layer cannot — a format that does not store data at plain file offsets,
+  // another file system, one that cannot share extents, offsets the file system
+  // cannot share at —; the caller then writes the range the usual way (a part of
+  // it may already share the source's extents, which holds the same bytes).
+  virtual bool clone_from(uint64_t offset, const File& source, uint64_t source_offset, uint64_t length);
 
   // Changes the virtual size. Shrinking drops the data beyond the new end.
   virtual void resize(uint64_t new_size);

@@ -29,6 +29,12 @@ void RawDevice::write(uint64_t offset, std::span<const uint8_t> data) {
   file_.write_all(offset, data);
 }
 
+bool RawDevice::clone_from(uint64_t offset, const File& source, uint64_t source_offset, uint64_t length) {
+  require_writable("write");
+  check_request(offset, length, "write");
+  return file_.clone_range(offset, source, source_offset, length);
+}
+
 void RawDevice::write_zero_bytes(uint64_t offset, uint64_t length) {
   static const std::vector<uint8_t> zeros(1 * MiB, 0);
   while (length > 0) {

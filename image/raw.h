@@ -24,6 +24,7 @@ class RawDevice final : public BlockDevice {
   void flush() override;
   LayerStatus layer_status(uint64_t offset, uint64_t max_length) override;
   uint64_t granularity() const override { return kGranularity; }
+  bool clone_from(uint64_t offset, const File& source, uint64_t source_offset, uint64_t length) override;
   void resize(uint64_t new_size) override;
   ImageInfo info() const override;
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "core/bytes.h"
@@ -32,6 +33,8 @@ struct Piece {
   uint64_t offset;
   uint64_t length;
   const uint8_t* mapped = nullptr;  // the bytes in a read-only mapping of their file
+  const File* file = nullptr;       // for cloning: the file that stores them verbatim,
+  uint64_t host = 0;                // at this offset
 };
 
 struct Window {
@@ -68,8 +71,34 @@ class SourceMappings {
   std::map<std::string, Mapping> maps_;
 };
 
+// The files of the source chain that can share extents with the target: those on
+// the target's file system, opened once each.
+class CloneSources {
+ public:
+  explicit CloneSources(const std::string& target) {
+    struct stat st {};
+    if (::stat(target.c_str(), &st) == 0) device_ = st.st_dev;
+  }
+  const File* find(const Extent& e) {
+    if (!device_ || !e.host_offset || e.compressed || e.kind != ExtentKind::data) return nullptr;
+    auto it = files_.find(e.file);
+    if (it == files_.end()) {
+      std::optional<File> f;
+      struct stat st {};
+      if (::stat(e.file.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == *device_)
+        f = File::open(e.file, OpenMode::read_only);
+      it = files_.emplace(e.file, std::move(f)).first;
+    }
+    return it->second ? &*it->second : nullptr;
+  }
+
+ private:
+  std::optional<dev_t> device_;
+  std::map<std::string, std::optional<File>> files_;
+};
+
 std::vector<Window> plan_windows(BlockDevice& source, uint64_t window, SourceMappings* mappings,
-                                 uint64_t* data_bytes) {
+                                 CloneSources* clones, uint64_t* data_bytes) {
   std::vector<Window> windows;
   *data_bytes = 0;
   for (const Extent& e : source.map()) {
@@ -77,16 +106,46 @@ std::vector<Window> plan_windows(BlockDevice& source, uint64_t window, SourceMap
     interrupt::check();
     *data_bytes += e.length;
     const uint8_t* mapped = mappings ? mappings->find(e) : nullptr;
+    const File* file = clones ? clones->find(e) : nullptr;
     for (uint64_t pos = e.offset; pos < e.offset + e.length;) {
       uint64_t w = align_down(pos, window);
       uint64_t end = std::min(e.offset + e.length, w + window);
       if (windows.empty() || windows.back().offset != w)
         windows.push_back({w, std::min(window, source.size() - w), {}});
-      windows.back().data.push_back({pos, end - pos, mapped ? mapped + (pos - e.offset) : nullptr});
+      windows.back().data.push_back({pos, end - pos, mapped ? mapped + (pos - e.offset) : nullptr, file,
+                                     file ? *e.host_offset + (pos - e.offset) : 0});
       pos = end;
     }
   }
   return windows;
+}
+
+// The reflink path: the whole blocks of each piece share the source's extents
+// (BlockDevice::clone_from); `rest` gets what is left to copy — the pieces' edges,
+// and everything once the file system has refused, after which cloning stays off.
+// Returns the bytes cloned.
+uint64_t clone_window(BlockDevice& target, const Window& w, uint64_t block, std::atomic<bool>& cloning, Window& rest) {
+  // File systems share whole blocks of their own; 4096 is the usual size, and a
+  // piece whose source offset is not a multiple of it is copied rather than
+  // refused (which would turn cloning off for the whole run).
+  constexpr uint64_t kFileSystemBlock = 4096;
+  rest = {w.offset, w.length, {}};
+  uint64_t cloned = 0;
+  for (const Piece& p : w.data) {
+    const uint64_t begin = align_up(p.offset, block), end = align_down(p.offset + p.length, block);
+    const uint64_t host = p.host + (begin - p.offset);
+    if (!p.file || end <= begin || host % kFileSystemBlock || !cloning ||
+        !target.clone_from(begin, *p.file, host, end - begin)) {
+      if (p.file && end > begin && host % kFileSystemBlock == 0) cloning = false;
+      rest.data.push_back(p);
+      continue;
+    }
+    cloned += end - begin;
+    if (begin > p.offset) rest.data.push_back({p.offset, begin - p.offset, p.mapped});
+    if (end < p.offset + p.length)
+      rest.data.push_back({end, p.offset + p.length - end, p.mapped ? p.mapped + (end - p.offset) : nullptr});
+  }
+  return cloned;
 }
 
 // The window's bytes without copying, when one mapped piece covers all of its
@@ -232,23 +291,40 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
   // Another process may change a shared source (-U): never map it, a shrinking file
   // would fault. Read it through the driver instead.
   SourceMappings mappings;
-  std::vector<Window> windows =
-      plan_windows(*source, std::max(kWindow, block), options.force_share ? nullptr : &mappings, &data_bytes);
-  Progress progress("convert", data_bytes);
-  std::atomic<uint64_t> written{0};
-
   const bool sequential = target->sequential_writes_only();
-  WindowTurns turns(sequential);
   // Compressed targets: every worker compresses its window's blocks before its
   // turn, so all cores compress and only the storing is serial.
   const bool packing = options.compress || target->compresses_every_write();
   const size_t packed_bound = packing ? target->packed_bound() : 0;
+  // Reflink: a fresh, uncompressed target on the source's file system shares the
+  // source's data extents instead of copying them. Blocks of zeros in the data
+  // are then shared too rather than skipped (they cost no space either way).
+  std::optional<CloneSources> clones;
+  if (options.reflink && !packing && !sequential && target_is_zero && !options.force_share) clones.emplace(write_path);
+  std::atomic<bool> cloning{clones.has_value()};
+  std::atomic<uint64_t> cloned{0};
+
+  std::vector<Window> windows = plan_windows(*source, std::max(kWindow, block), options.force_share ? nullptr : &mappings,
+                                             clones ? &*clones : nullptr, &data_bytes);
+  Progress progress("convert", data_bytes);
+  std::atomic<uint64_t> written{0};
+
+  WindowTurns turns(sequential);
 
   ThreadPool pool(options.threads ? options.threads : ThreadPool::default_threads());
   parallel_for(pool, windows.size(), [&](size_t i) {
     interrupt::check();  // on a signal no new window starts; parallel_for rethrows
-    const Window& w = windows[i];
     TurnRelease release{turns, i};
+    thread_local Window rest;
+    const Window* todo = &windows[i];
+    if (cloning) {
+      const uint64_t n = clone_window(*target, windows[i], block, cloning, rest);
+      cloned += n;
+      progress.add(n);
+      todo = &rest;
+      if (rest.data.empty()) return;
+    }
+    const Window& w = *todo;
     // Either the window's data straight from a mapping, or read into a buffer.
     thread_local std::vector<uint8_t> buffer;
     const uint8_t* bytes = direct_view(w, block, size);
@@ -316,6 +392,7 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
   stats.virtual_size = size;
   stats.bytes_read = data_bytes;
   stats.bytes_written = written;
+  stats.bytes_cloned = cloned;
   stats.file_bytes = file_bytes;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;

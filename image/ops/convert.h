@@ -14,12 +14,14 @@ struct ConvertOptions {
   unsigned threads = 0;       // 0: one per core
   bool durable = false;       // fsync the result before it appears under its name
   bool force_share = false;   // read a source another process is writing
+  bool reflink = true;        // share the source's data extents where the file system can
 };
 
 struct ConvertStats {
   uint64_t virtual_size = 0;
   uint64_t bytes_read = 0;     // data read from the source
   uint64_t bytes_written = 0;  // data written to the target (before compression)
+  uint64_t bytes_cloned = 0;   // data stored by sharing the source's extents (reflink)
   uint64_t file_bytes = 0;     // space the target occupies on disk
   double seconds = 0;
 };

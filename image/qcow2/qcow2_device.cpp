@@ -406,6 +406,40 @@ void Qcow2Device::write_locked(uint64_t offset, std::span<const uint8_t> data) {
   }
 }
 
+// Convert's reflink path. Only for a range this layer holds nothing of (a fresh
+// image being converted into): new host clusters are claimed, made to share the
+// source's extents, then pointed at — the same order as a write (data before the
+// L2 entries), and nothing is read, freed or copied on write.
+bool Qcow2Device::clone_from(uint64_t offset, const File& source, uint64_t source_offset, uint64_t length) {
+  require_writable("write");
+  check_request(offset, length, "write");
+  if (length == 0 || offset % cluster_size_ || length % cluster_size_) return false;
+  std::unique_lock lock(lock_);
+  for (uint64_t pos = offset; pos < offset + length; pos += cluster_size_) {
+    TableRef l2 = l2_table(l1_index(pos));
+    if (l2 && classify(l2->be64(l2_index(pos)), pos) != ClusterType::unallocated) return false;
+  }
+  mark_dirty_for_lazy_refcounts();
+  for (uint64_t pos = offset; pos < offset + length;) {
+    const uint64_t slot = l1_index(pos);
+    const uint64_t segment_end = std::min(offset + length, (slot + 1) * l2_span());
+    const uint64_t count = (segment_end - pos) >> cluster_bits_;
+    TableRef l2 = l2_table_for_write(slot);
+    const uint64_t host = refcounts_->allocate(count);
+    if (!file_.clone_range(host, source, source_offset + (pos - offset), count * cluster_size_)) {
+      // No table points at the clusters: they can be given back at once. What
+      // earlier segments cloned stays (the caller writes the range over it).
+      for (uint64_t k = 0; k < count; ++k) refcounts_->adjust((host >> cluster_bits_) + k, -1);
+      return false;
+    }
+    for (uint64_t k = 0; k < count; ++k)
+      set_l2_entry(l2, l2_index(pos) + k, (host + k * cluster_size_) | kOflagCopied);
+    pos = segment_end;
+  }
+  writeback_if_full();
+  return true;
+}
+
 void Qcow2Device::write(uint64_t offset, std::span<const uint8_t> data) {
   require_writable("write");
   check_request(offset, data.size(), "write");

@@ -47,6 +47,7 @@ class Qcow2Device final : public BlockDevice {
   size_t packed_bound() const override { return max_compressed_length(cluster_bits_); }
   size_t pack(std::span<const uint8_t> block, std::span<uint8_t> out) const override;
   void write_packed(std::span<const PackedBlock> blocks) override;
+  bool clone_from(uint64_t offset, const File& source, uint64_t source_offset, uint64_t length) override;
   void resize(uint64_t new_size) override;
   ImageInfo info() const override;
 

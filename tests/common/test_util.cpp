@@ -146,4 +146,23 @@ std::vector<uint8_t> read_file(const std::string& path) {
 
 bool is_root() { return ::geteuid() == 0; }
 
+LoopMount::LoopMount(const std::string& image, const std::string& dir, const std::string& options) : dir_(dir) {
+  boost::filesystem::create_directories(dir);
+  CommandResult r = run({"mount", "-o", "loop," + options, image, dir});
+  if (r.exit_code != 0) throw std::runtime_error("mount " + image + ": " + r.err);
+  mounted_ = true;
+}
+
+LoopMount::~LoopMount() { unmount(); }
+
+void LoopMount::unmount() {
+  if (!mounted_) return;
+  mounted_ = false;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    if (run({"umount", dir_}).exit_code == 0) return;
+    ::usleep(200000);  // a process of the test may still hold a file open
+  }
+  run({"umount", "-l", dir_});
+}
+
 }  // namespace arche::test

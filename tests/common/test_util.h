@@ -44,6 +44,21 @@ std::vector<uint8_t> read_file(const std::string& path);
 
 bool is_root();
 
+// Mounts an image on a loop device for as long as it lives (mount picks a free
+// loop device; umount with autoclear releases it).
+class LoopMount {
+ public:
+  LoopMount(const std::string& image, const std::string& dir, const std::string& options);
+  ~LoopMount();
+  LoopMount(const LoopMount&) = delete;
+  LoopMount& operator=(const LoopMount&) = delete;
+  void unmount();
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+};
+
 // Fails the test (not skips) when a program the setup script installs is missing:
 // a green run must not hide a missing install step.
 #define ARCHE_REQUIRE_PROGRAM(name) \

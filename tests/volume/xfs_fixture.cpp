@@ -6,25 +6,6 @@
 
 namespace arche::test {
 
-LoopMount::LoopMount(const std::string& image, const std::string& dir, const std::string& options) : dir_(dir) {
-  boost::filesystem::create_directories(dir);
-  CommandResult r = run({"mount", "-o", "loop," + options, image, dir});
-  if (r.exit_code != 0) throw std::runtime_error("mount " + image + ": " + r.err);
-  mounted_ = true;
-}
-
-LoopMount::~LoopMount() { unmount(); }
-
-void LoopMount::unmount() {
-  if (!mounted_) return;
-  mounted_ = false;
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    if (run({"umount", dir_}).exit_code == 0) return;
-    ::usleep(200000);  // a process of the test may still hold a file open
-  }
-  run({"umount", "-l", dir_});
-}
-
 std::string xfs_db(const std::string& image, const std::vector<std::string>& commands) {
   std::vector<std::string> argv{"xfs_db", "-r"};
   for (const auto& c : commands) {

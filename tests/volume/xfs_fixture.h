@@ -11,21 +11,6 @@
 
 namespace arche::test {
 
-// Mounts an image on a loop device for as long as it lives (mount picks a free
-// loop device; umount with autoclear releases it).
-class LoopMount {
- public:
-  LoopMount(const std::string& image, const std::string& dir, const std::string& options);
-  ~LoopMount();
-  LoopMount(const LoopMount&) = delete;
-  LoopMount& operator=(const LoopMount&) = delete;
-  void unmount();
-
- private:
-  std::string dir_;
-  bool mounted_ = false;
-};
-
 // xfs_db -r with the commands; its stdout.
 std::string xfs_db(const std::string& image, const std::vector<std::string>& commands);
 // One "field = value" of xfs_db's print output.
