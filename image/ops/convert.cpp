@@ -43,70 +43,75 @@ struct Window {
   std::vector<Piece> data;
 };
 
-// Read-only mappings of the files of the source chain. Data stored uncompressed at a
-// known host offset is written to the target straight from the page cache: one copy
-// instead of a read into a buffer and a write out of it.
-class SourceMappings {
+// The files of the source chain, each opened once, for data they store verbatim
+// (uncompressed at a known host offset). Such data is written to the target
+// straight from a read-only mapping of its file (one copy, page cache to page
+// cache, instead of a read into a buffer and a write out of it) and, on the
+// reflink path, shared with the target when the file is on the target's file
+// system.
+class SourceFiles {
  public:
-  const uint8_t* find(const Extent& e) {
-    if (!e.host_offset || e.compressed || e.kind != ExtentKind::data) return nullptr;
-    auto it = maps_.find(e.file);
-    if (it == maps_.end()) {
-      Mapping m;
-      try {
-        File f = File::open(e.file, OpenMode::read_only);
-        uint64_t size = f.size();
-        if (size > 0) m = Mapping::of_file(f.fd(), size, 0, false);
-      } catch (const Error&) {
-        // Not mappable (a pipe, a special device): fall back to reads.
-      }
-      it = maps_.emplace(e.file, std::move(m)).first;
-    }
-    const Mapping& m = it->second;
+  // map: make the mappings (not for a source another process may shrink, -U);
+  // clone_target: the file whose file system the reflink path shares with ("": none).
+  SourceFiles(bool map, const std::string& clone_target) : map_(map) {
+    struct stat st {};
+    if (!clone_target.empty() && ::stat(clone_target.c_str(), &st) == 0) clone_device_ = st.st_dev;
+  }
+
+  const uint8_t* mapped(const Extent& e) {
+    if (!map_ || !stored_verbatim(e)) return nullptr;
+    const Mapping& m = source(e.file).mapping;
     if (!m || !range_within(*e.host_offset, e.length, m.size())) return nullptr;
     return m.data() + *e.host_offset;
   }
 
- private:
-  std::map<std::string, Mapping> maps_;
-};
-
-// The files of the source chain that can share extents with the target: those on
-// the target's file system, opened once each.
-class CloneSources {
- public:
-  explicit CloneSources(const std::string& target) {
-    struct stat st {};
-    if (::stat(target.c_str(), &st) == 0) device_ = st.st_dev;
+  const File* clonable(const Extent& e) {
+    if (!clone_device_ || !stored_verbatim(e)) return nullptr;
+    const Source& s = source(e.file);
+    return s.file && s.device == clone_device_ ? &*s.file : nullptr;
   }
-  const File* find(const Extent& e) {
-    if (!device_ || !e.host_offset || e.compressed || e.kind != ExtentKind::data) return nullptr;
-    auto it = files_.find(e.file);
-    if (it == files_.end()) {
-      std::optional<File> f;
+
+ private:
+  struct Source {
+    std::optional<File> file;
+    std::optional<dev_t> device;  // regular files only
+    Mapping mapping;
+  };
+
+  static bool stored_verbatim(const Extent& e) {
+    return e.host_offset && !e.compressed && e.kind == ExtentKind::data;
+  }
+
+  const Source& source(const std::string& path) {
+    auto it = sources_.find(path);
+    if (it != sources_.end()) return it->second;
+    Source s;
+    try {
+      s.file = File::open(path, OpenMode::read_only);
       struct stat st {};
-      if (::stat(e.file.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == *device_)
-        f = File::open(e.file, OpenMode::read_only);
-      it = files_.emplace(e.file, std::move(f)).first;
+      if (::fstat(s.file->fd(), &st) == 0 && S_ISREG(st.st_mode)) s.device = st.st_dev;
+      const uint64_t size = s.file->size();
+      if (map_ && size > 0) s.mapping = Mapping::of_file(s.file->fd(), size, 0, false);
+    } catch (const Error&) {
+      // Not mappable (a pipe, a special device): fall back to reads.
     }
-    return it->second ? &*it->second : nullptr;
+    return sources_.emplace(path, std::move(s)).first->second;
   }
 
- private:
-  std::optional<dev_t> device_;
-  std::map<std::string, std::optional<File>> files_;
+  const bool map_;
+  std::optional<dev_t> clone_device_;
+  std::map<std::string, Source> sources_;
 };
 
-std::vector<Window> plan_windows(BlockDevice& source, uint64_t window, SourceMappings* mappings,
-                                 CloneSources* clones, uint64_t* data_bytes) {
+std::vector<Window> plan_windows(BlockDevice& source, uint64_t window, SourceFiles& files, uint64_t* data_bytes) {
   std::vector<Window> windows;
   *data_bytes = 0;
   for (const Extent& e : source.map()) {
     if (e.kind != ExtentKind::data) continue;
     interrupt::check();
     *data_bytes += e.length;
-    const uint8_t* mapped = mappings ? mappings->find(e) : nullptr;
-    const File* file = clones ? clones->find(e) : nullptr;
+    const uint8_t* mapped = files.mapped(e);
+    const File* file = files.clonable(e);
     for (uint64_t pos = e.offset; pos < e.offset + e.length;) {
       uint64_t w = align_down(pos, window);
       uint64_t end = std::min(e.offset + e.length, w + window);
@@ -134,9 +139,13 @@ uint64_t clone_window(BlockDevice& target, const Window& w, uint64_t block, std:
   for (const Piece& p : w.data) {
     const uint64_t begin = align_up(p.offset, block), end = align_down(p.offset + p.length, block);
     const uint64_t host = p.host + (begin - p.offset);
-    if (!p.file || end <= begin || host % kFileSystemBlock || !cloning ||
-        !target.clone_from(begin, *p.file, host, end - begin)) {
-      if (p.file && end > begin && host % kFileSystemBlock == 0) cloning = false;
+    const bool eligible = p.file && end > begin && host % kFileSystemBlock == 0;
+    if (!eligible || !cloning) {
+      rest.data.push_back(p);
+      continue;
+    }
+    if (!target.clone_from(begin, *p.file, host, end - begin)) {
+      cloning = false;
       rest.data.push_back(p);
       continue;
     }
@@ -288,9 +297,6 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
   const uint64_t block = target->granularity();
 
   uint64_t data_bytes = 0;
-  // Another process may change a shared source (-U): never map it, a shrinking file
-  // would fault. Read it through the driver instead.
-  SourceMappings mappings;
   const bool sequential = target->sequential_writes_only();
   // Compressed targets: every worker compresses its window's blocks before its
   // turn, so all cores compress and only the storing is serial.
@@ -299,13 +305,13 @@ ConvertStats convert(const std::string& source_path, const std::string& target_p
   // Reflink: a fresh, uncompressed target on the source's file system shares the
   // source's data extents instead of copying them. Blocks of zeros in the data
   // are then shared too rather than skipped (they cost no space either way).
-  std::optional<CloneSources> clones;
-  if (options.reflink && !packing && !sequential && target_is_zero && !options.force_share) clones.emplace(write_path);
-  std::atomic<bool> cloning{clones.has_value()};
+  const bool reflink = options.reflink && !packing && !sequential && target_is_zero && !options.force_share;
+  std::atomic<bool> cloning{reflink};
   std::atomic<uint64_t> cloned{0};
-
-  std::vector<Window> windows = plan_windows(*source, std::max(kWindow, block), options.force_share ? nullptr : &mappings,
-                                             clones ? &*clones : nullptr, &data_bytes);
+  // Another process may change a shared source (-U): never map it, a shrinking file
+  // would fault. Read it through the driver instead.
+  SourceFiles files(!options.force_share, reflink ? write_path : "");
+  std::vector<Window> windows = plan_windows(*source, std::max(kWindow, block), files, &data_bytes);
   Progress progress("convert", data_bytes);
   std::atomic<uint64_t> written{0};
 
