@@ -5,10 +5,13 @@
 set -euo pipefail
 bin=$1 name=$2 runs=$3
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=targets.sh
+. "$here/targets.sh"
 work=$(mktemp -d /var/tmp/arche-fuzz-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus"
 "$here/seeds.sh" "$name" "$work/corpus"
 cd "$work"
 # -rss_limit_mb keeps a runaway allocation a finding, not an OOM of the CI machine.
-"$bin" -runs="$runs" -max_total_time=120 -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 corpus 2>&1 | tail -n 25
+"$bin" -runs="$runs" -max_len="$(fuzz_max_len "$name")" -max_total_time=120 -rss_limit_mb=2048 -timeout=30 \
+  -print_final_stats=1 corpus 2>&1 | tail -n 25
