@@ -86,7 +86,8 @@ void run(uint8_t target, std::span<const uint8_t> d) {
     case kKeySlot: {
       KeySlot s = decode_key_slot(d, "fuzz");
       // Unwrapping costs an argon2 run: only for slots with the cheapest parameters.
-      if (s.kdf.opslimit == 1 && s.kdf.memlimit <= (8u << 20)) (void)unwrap_key_slot(s, d.first(std::min<size_t>(d.size(), 8)));
+      if (s.kdf.opslimit == 1 && s.kdf.memlimit <= (8u << 20))
+        (void)unwrap_key_slot(s, d.first(std::min<size_t>(d.size(), 8)));
       break;
     }
     case kConfig:
@@ -253,7 +254,7 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1 || size > (4u << 20)) return 0;
+  if (size < 1 || size > (64u << 10)) return 0;  // targets.sh: -max_len
   try {
     run(data[0], std::span(data + 1, size - 1));
   } catch (const Error&) {

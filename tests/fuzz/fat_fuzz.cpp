@@ -6,7 +6,7 @@
 using namespace arche;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size > (1 << 20)) return 0;
+  if (size > (256 << 10)) return 0;  // targets.sh: -max_len
   auto volume = std::make_shared<fuzz::TwoPartDevice>(data, size, uint64_t{64} << 20);
   try {
     auto fs = volume::open_fat(volume);

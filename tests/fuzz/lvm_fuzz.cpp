@@ -12,7 +12,7 @@ using namespace arche;
 using namespace arche::volume;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size > (4 << 20)) return 0;
+  if (size > (256 << 10)) return 0;  // targets.sh: -max_len
   try {
     lvm::Section root = lvm::parse_metadata(std::string_view(reinterpret_cast<const char*>(data), size));
     (void)lvm::parse_volume_group(root);

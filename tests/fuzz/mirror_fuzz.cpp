@@ -1,7 +1,8 @@
 // libFuzzer target for the mirror's metadata: superblock and bitmap page decoding,
 // then the input as a whole leg (seeds are real legs made by `arche raid create`):
 // assembly, status, reads through the checksums read-only, and on a copy writes, a
-// scrub and a close. Any input must end in success or an arche::Error.
+// scrub and a close (when the first byte has fuzz::kWrite). The leg comes in two
+// parts (fuzz_common.h). Any input must end in success or an arche::Error.
 #include "core/log.h"
 #include "image/mirror/assemble.h"
 #include "image/mirror/mirror_format.h"
@@ -41,25 +42,20 @@ void exercise(const std::string& path, bool writable) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size > (1 << 20)) return 0;
+  if (size < 1 || size > fuzz::kMaxImageInput) return 0;
   set_log_level(LogLevel::quiet);
-  try {
-    image::mirror::decode_superblock(std::span(data, std::min<size_t>(size, image::mirror::kSuperblockSlot)), "fuzz");
-  } catch (const Error&) {
-  }
-  if (size >= image::mirror::kBitmapPage) {
+  const uint8_t steps = data[0];
+  const std::span<const uint8_t> leg(data + 1, size - 1);
+  static fuzz::MemoryFile file("fuzz-leg");
+  fuzz::attempt([&] {
+    image::mirror::decode_superblock(leg.first(std::min<size_t>(leg.size(), image::mirror::kSuperblockSlot)), "fuzz");
+  });
+  if (leg.size() >= image::mirror::kBitmapPage) {
     std::vector<uint8_t> bits(image::mirror::kBitmapPage);
     uint64_t cleared = 0;
-    (void)image::mirror::decode_bitmap_page({}, 0, std::span(data, image::mirror::kBitmapPage), bits, cleared);
+    (void)image::mirror::decode_bitmap_page({}, 0, leg.first(image::mirror::kBitmapPage), bits, cleared);
   }
-  for (bool writable : {false, true}) {
-    int fd = -1;
-    std::string path = fuzz::memfd_with(data, size, &fd);
-    try {
-      exercise(path, writable);
-    } catch (const Error&) {
-    }
-    close(fd);
-  }
+  fuzz::attempt([&] { exercise(file.fill(leg, {}), false); });
+  if (steps & fuzz::kWrite) fuzz::attempt([&] { exercise(file.fill(leg, {}), true); });
   return 0;
 }

@@ -11,7 +11,7 @@
 using namespace arche;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size > (4 << 20)) return 0;
+  if (size > (256 << 10)) return 0;  // targets.sh: -max_len
   auto disk = std::make_shared<volume::MemoryDevice>(std::vector<uint8_t>(data, data + size), "fuzz");
   for (uint32_t ss : {512u, 4096u}) {
     try {

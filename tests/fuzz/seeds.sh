@@ -20,43 +20,74 @@ single_part() {  # IMAGE without its trailing zeros as part 1
   perl -0777 -pe 's/\0+\z//' "$1" > "$1.trimmed"
   two_part "$1.trimmed" "$(stat -c %s "$1.trimmed")" 0 0
 }
+
+# IMAGE in two parts (the same 8-byte header) cut at its longest run of zeros (a
+# run to the end keeps the last byte, so the file keeps its size), ROOM bytes at most.
+cut_two_part() {  # IMAGE ROOM
+  perl -0777 -ne '
+    my ($best, $from, $to) = (0, length($_), length($_));
+    while (/\0{512,}/g) { if ($+[0] - $-[0] > $best) { ($best, $from, $to) = ($+[0] - $-[0], $-[0], $+[0]) } }
+    my ($p1, $at, $p2) = (substr($_, 0, $from), $to, substr($_, $to));
+    ($at, $p2) = (length($_) - 1, "\0") if $to == length($_) && length($_);
+    my $room = '"$2"' - 8;
+    $p1 = substr($p1, 0, $room); $p2 = substr($p2, 0, $room - length $p1);
+    print pack("VV", $at, length $p1), $p1, $p2;' "$1"
+}
+
+# Inputs of the image targets (tests/fuzz/fuzz_common.h): a selector byte (the
+# expensive steps) and the image in two parts, 64 KiB in all. Every image becomes
+# one seed per selector: 0 (open, map, reads), 1 (+ check), 6 (+ writes, repair),
+# 8 (+ resize).
+image_seed() {  # IMAGE [cut: as it is (VHDX, already cut) | one: all of it as part 1]
+  case "${2:-}" in
+  cut) cp "$1" "$1.cut" ;;
+  one) two_part "$1" "$(stat -c %s "$1")" 0 0 > "$1.cut" ;;
+  *) cut_two_part "$1" 65535 > "$1.cut" ;;
+  esac
+  for sel in 0 1 6 8; do
+    { printf "\\x$(printf %02x "$sel")"; head -c 65535 "$1.cut"; } > "$dir/$(basename "$1").$sel"
+  done
+}
 case "$target" in
 qcow2_fuzz)
   i=0
-  for opts in "compat=0.10" "compat=1.1" "cluster_size=512" "cluster_size=4096,refcount_bits=1" \
+  # Clusters of 4 KiB and less, so that whole images fit in an input.
+  for opts in "compat=0.10" "compat=1.1" "cluster_size=512" "refcount_bits=1" \
               "compression_type=zstd" "lazy_refcounts=on" "refcount_bits=64,cluster_size=1024"; do
     f="$tmp/s$i.qcow2"
-    qemu-img create -q -f qcow2 -o "$opts" "$f" 1M
-    qemu-io -c "write -P 0x11 0 64k" -c "write -z 128k 64k" -f qcow2 "$f" >/dev/null
-    cp "$f" "$dir/seed$i"
+    qemu-img create -q -f qcow2 -o "cluster_size=4096,$opts" "$f" 1M
+    qemu-io -c "write -P 0x11 0 8k" -c "write -z 128k 64k" -f qcow2 "$f" >/dev/null
+    image_seed "$f"
     i=$((i+1))
   done
+  head -c 8192 "$tmp/data" > "$tmp/c.raw"; truncate -s 1M "$tmp/c.raw"
+  qemu-img convert -c -f raw -O qcow2 -o cluster_size=4096 "$tmp/c.raw" "$tmp/compressed.qcow2" && image_seed "$tmp/compressed.qcow2"
   qemu-img create -q -f qcow2 -o cluster_size=4096 "$tmp/c.qcow2" 1M
-  qemu-img convert -c -O qcow2 -o cluster_size=4096 "$tmp/c.qcow2" "$dir/compressed" 2>/dev/null || true
-  qemu-img create -q -f qcow2 -b "$tmp/c.qcow2" -F qcow2 "$dir/overlay"
+  qemu-img create -q -f qcow2 -o cluster_size=4096 -b "$tmp/c.qcow2" -F qcow2 "$tmp/overlay.qcow2" && image_seed "$tmp/overlay.qcow2"
   qemu-img create -q -f qcow2 -o cluster_size=4096 "$tmp/snap.qcow2" 1M
-  qemu-img snapshot -c first "$tmp/snap.qcow2" && cp "$tmp/snap.qcow2" "$dir/snapshot"
+  qemu-io -c "write -P 0x11 0 4k" -f qcow2 "$tmp/snap.qcow2" >/dev/null
+  qemu-img snapshot -c first "$tmp/snap.qcow2" && image_seed "$tmp/snap.qcow2"
   ;;
-backup_fuzz|s3_fuzz|sftp_fuzz) ;;  # write their own seeds into the empty corpus (LLVMFuzzerInitialize)
+backup_fuzz|s3_fuzz|sftp_fuzz|tape_fuzz|hv_fuzz) ;;  # write their own seeds into the empty corpus (LLVMFuzzerInitialize)
 vmdk_fuzz)
   # Every subformat qemu-img writes (random data and a hole), arche's own
   # stream, a child with zeroed grains, descriptor files, and a small OVA.
-  head -c 100000 /dev/urandom > "$tmp/raw"; truncate -s 1M "$tmp/raw"
+  head -c 6000 /dev/urandom > "$tmp/raw"; truncate -s 1M "$tmp/raw"
   i=0
   for opts in "subformat=monolithicSparse" "subformat=streamOptimized" "subformat=monolithicSparse,zeroed_grain=on" \
               "subformat=monolithicFlat" "subformat=twoGbMaxExtentSparse"; do
     mkdir -p "$tmp/d$i"
     qemu-img convert -q -f raw -O vmdk -o "$opts" "$tmp/raw" "$tmp/d$i/disk.vmdk"
-    cp "$tmp/d$i/disk.vmdk" "$dir/seed$i"
+    cp "$tmp/d$i/disk.vmdk" "$tmp/seed$i" && image_seed "$tmp/seed$i"
     i=$((i+1))
   done
   qemu-img create -q -f vmdk "$tmp/base.vmdk" 1M
   qemu-img create -q -f vmdk -o zeroed_grain=on -b base.vmdk -F vmdk "$tmp/child.vmdk"
-  qemu-io -f vmdk -c "write -P 0x33 0 64k" -c "write -z 128k 64k" "$tmp/child.vmdk" >/dev/null
-  cp "$tmp/child.vmdk" "$dir/child"
+  qemu-io -f vmdk -c "write -P 0x33 0 4k" -c "write -z 128k 64k" "$tmp/child.vmdk" >/dev/null
+  image_seed "$tmp/child.vmdk"
   if [ -n "${ARCHE:-}" ] && [ -x "$ARCHE" ]; then
-    "$ARCHE" -q image convert -O vmdk -o subformat=streamOptimized "$tmp/raw" "$tmp/arche-stream.vmdk" && cp "$tmp/arche-stream.vmdk" "$dir/arche-stream"
-    "$ARCHE" -q image create -f vmdk -o subformat=streamOptimized "$tmp/empty-stream.vmdk" 1M && cp "$tmp/empty-stream.vmdk" "$dir/empty-stream"
+    "$ARCHE" -q image convert -O vmdk -o subformat=streamOptimized "$tmp/raw" "$tmp/arche-stream.vmdk" && image_seed "$tmp/arche-stream.vmdk"
+    "$ARCHE" -q image create -f vmdk -o subformat=streamOptimized "$tmp/empty-stream.vmdk" 1M && image_seed "$tmp/empty-stream.vmdk"
   fi
   cat > "$tmp/vm.ovf" <<'OVF'
 <?xml version="1.0"?>
@@ -71,29 +102,32 @@ vmdk_fuzz)
  </VirtualHardwareSection></VirtualSystem>
 </Envelope>
 OVF
-  cp "$tmp/vm.ovf" "$dir/ovf"
+  image_seed "$tmp/vm.ovf" one
   cp "$tmp/d1/disk.vmdk" "$tmp/disk.vmdk"
-  tar -C "$tmp" -cf "$dir/ova" vm.ovf disk.vmdk
+  tar -C "$tmp" -cf "$tmp/vm.ova" vm.ovf disk.vmdk && image_seed "$tmp/vm.ova" one
   ;;
 vhd_fuzz)
   i=0
   for opts in "subformat=dynamic" "subformat=fixed" "subformat=dynamic,force_size=on"; do
     f="$tmp/s$i.vhd"
     qemu-img create -q -f vpc -o "$opts" "$f" 3M
-    qemu-io -c "write -P 0x11 0 64k" -c "write -z 128k 64k" -f vpc "$f" >/dev/null
-    cp "$f" "$dir/seed$i"
+    qemu-io -c "write -P 0x11 0 4k" -c "write -z 128k 64k" -f vpc "$f" >/dev/null
+    image_seed "$f"
     i=$((i+1))
   done
   ;;
 vhdx_fuzz)
-  # The target places four 256 KiB parts of its input at 0, 1, 2 and 3 MiB of a
-  # file: cut real images the same way (qemu puts log, BAT and metadata there).
+  # The target places 4 KiB parts of its input where qemu puts the structures
+  # (vhdx_fuzz.cpp kLayout): cut real images the same way.
   i=0
   for opts in "subformat=dynamic,block_size=1M" "subformat=fixed,block_size=1M" "block_size=8M"; do
     f="$tmp/s$i.vhdx"
     qemu-img create -q -f vhdx -o "$opts" "$f" 8M
     qemu-io -c "write -P 0x11 0 64k" -c "write -z 2M 1M" -c "write -P 0x22 5M 4k" -f vhdx "$f" >/dev/null
-    for part in 0 1 2 3; do dd if="$f" bs=256K count=1 skip=$((part * 4)) status=none; done > "$dir/seed$i"
+    for part in 0 16 32 48 64 256 257 258 259 512 768 784 2048 2304; do
+      dd if="$f" bs=4K count=1 skip=$part status=none
+    done > "$tmp/seed$i.vhdx"
+    image_seed "$tmp/seed$i.vhdx" cut
     i=$((i+1))
   done
   ;;
@@ -102,8 +136,8 @@ vdi_fuzz)
   for opts in "static=off" "static=on"; do
     f="$tmp/s$i.vdi"
     qemu-img create -q -f vdi -o "$opts" "$f" 2M
-    qemu-io -c "write -P 0x11 0 64k" -c "write -P 0x22 1536k 4k" -f vdi "$f" >/dev/null
-    cp "$f" "$dir/seed$i"
+    qemu-io -c "write -P 0x11 0 4k" -c "write -P 0x22 1536k 4k" -f vdi "$f" >/dev/null
+    image_seed "$f"
     i=$((i+1))
   done
   ;;
@@ -290,11 +324,37 @@ mirror_fuzz)
     # shellcheck disable=SC2086
     "$ARCHE" -q raid create "$tmp/a$i" "$tmp/b$i" --size 64K $opts
     "$ARCHE" -q image write "mirror:$tmp/a$i+$tmp/b$i" 4096 --pattern 0x33 --length 20000
-    cp "$tmp/a$i" "$dir/leg$i"
+    cp "$tmp/a$i" "$tmp/leg$i" && image_seed "$tmp/leg$i"
     i=$((i+1))
   done
   "$ARCHE" -q raid fail "$tmp/a0" "$tmp/b0"
-  cp "$tmp/a0" "$dir/degraded"
+  cp "$tmp/a0" "$tmp/degraded" && image_seed "$tmp/degraded"
+  ;;
+ext_fuzz)
+  # ext2, ext3 and ext4 with 1 KiB blocks, filled by mkfs -d: nested directories,
+  # a directory of many entries, short and long symlinks, a file of many extents.
+  mkdir -p "$tmp/tree/sub/deeper" "$tmp/tree/many"
+  printf 'hello\n' > "$tmp/tree/a.txt"
+  head -c 20000 "$tmp/data" > "$tmp/tree/sub/deeper/twenty.bin"
+  for i in $(seq 40); do printf '%s\n' "$i" > "$tmp/tree/many/entry-number-$i.txt"; done
+  ln -s a.txt "$tmp/tree/short"
+  ln -s "$(printf 'long/%.0s' $(seq 40))target" "$tmp/tree/long"
+  # (ext3's journal makes its seed longer than an input: the fuzzer gets its start.)
+  for t in ext2 ext3 ext4; do
+    truncate -s 2M "$tmp/$t.img"
+    opts=(); [ "$t" = ext4 ] && opts=(-O ^has_journal)
+    mkfs.ext4 -q -F -t "$t" "${opts[@]}" -b 1024 -N 128 -L seed -d "$tmp/tree" "$tmp/$t.img" >/dev/null
+    cut_two_part "$tmp/$t.img" 262144 > "$dir/$t"
+  done
+  ;;
+ntfs_fuzz)
+  # An empty NTFS volume (mkntfs): the system files, the root index, the MFT and
+  # its mirror (files would need a mount: FUSE is not there everywhere).
+  for cs in 512 4096; do
+    truncate -s 2M "$tmp/ntfs$cs.img"
+    mkntfs -q -F -f -c "$cs" -L seed "$tmp/ntfs$cs.img" >/dev/null 2>&1
+    cut_two_part "$tmp/ntfs$cs.img" 262144 > "$dir/ntfs$cs"
+  done
   ;;
 *) echo "seeds.sh: no seeds for $target" >&2 ;;
 esac

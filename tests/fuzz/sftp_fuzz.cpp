@@ -38,8 +38,8 @@ void str(ByteWriter& w, std::string_view s) {
 }
 
 void attrs(ByteWriter& w) {
-  w.be32(SSH_FILEXFER_ATTR_SIZE | SSH_FILEXFER_ATTR_UIDGID | SSH_FILEXFER_ATTR_PERMISSIONS | SSH_FILEXFER_ATTR_ACMODTIME |
-         SSH_FILEXFER_ATTR_EXTENDED);
+  w.be32(SSH_FILEXFER_ATTR_SIZE | SSH_FILEXFER_ATTR_UIDGID | SSH_FILEXFER_ATTR_PERMISSIONS |
+         SSH_FILEXFER_ATTR_ACMODTIME | SSH_FILEXFER_ATTR_EXTENDED);
   w.be64(1234);
   w.be32(0);
   w.be32(0);
@@ -79,7 +79,8 @@ void write_seeds(const std::string& dir) {
   add(packet(SSH_FXP_EXTENDED_REPLY, 6, [](ByteWriter& w) {
     for (int i = 0; i < 11; ++i) w.be64(4096 * (i + 1));
   }));
-  std::ofstream(dir + "/replies", std::ios::binary).write(reinterpret_cast<const char*>(all.data()), static_cast<std::streamsize>(all.size()));
+  std::ofstream(dir + "/replies", std::ios::binary)
+      .write(reinterpret_cast<const char*>(all.data()), static_cast<std::streamsize>(all.size()));
 }
 
 void decode(const Reply& reply) {
@@ -96,9 +97,7 @@ void decode(const Reply& reply) {
     case SSH_FXP_DATA: parse_data(reply); break;
     case SSH_FXP_NAME: parse_names(reply); break;
     case SSH_FXP_ATTRS: parse_attrs(reply); break;
-    case SSH_FXP_EXTENDED_REPLY:
-      try {
-        parse_limits(reply);
+    case SSH_FXP_EXTENDED_REPLY: try { parse_limits(reply);
       } catch (const Error&) {
       }
       parse_statvfs(reply);
@@ -120,7 +119,7 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
+  if (size == 0 || size > (64u << 10)) return 0;  // targets.sh: -max_len
   const size_t piece = size_t{data[0]} * 37 + 1;
   ReplyParser parser;
   try {

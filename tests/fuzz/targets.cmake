@@ -18,3 +18,12 @@ fuzz_target(lvm_fuzz ${ARCHE_ROOT}/tests/fuzz/lvm_fuzz.cpp arche_volume)
 fuzz_target(fat_fuzz ${ARCHE_ROOT}/tests/fuzz/fat_fuzz.cpp arche_volume)
 fuzz_target(xfs_fuzz ${ARCHE_ROOT}/tests/fuzz/xfs_fuzz.cpp arche_volume)
 fuzz_target(mirror_fuzz ${ARCHE_ROOT}/tests/fuzz/mirror_fuzz.cpp arche_image)
+# What arche reads from tapes and the tape catalog (tape/ needs backup/).
+add_subdirectory(${ARCHE_ROOT}/tape tape)
+fuzz_target(tape_fuzz ${ARCHE_ROOT}/tests/fuzz/tape_fuzz.cpp arche_tape)
+# The VMM's VM.toml, --disk/--net specs and control requests (hv/ brings toml++).
+add_subdirectory(${ARCHE_ROOT}/hv hv)
+fuzz_target(hv_fuzz ${ARCHE_ROOT}/tests/fuzz/hv_fuzz.cpp arche_hv)
+# The ext2/3/4 and NTFS wrappers of volume/ on crafted volumes.
+fuzz_target(ext_fuzz ${ARCHE_ROOT}/tests/fuzz/ext_fuzz.cpp arche_volume)
+fuzz_target(ntfs_fuzz ${ARCHE_ROOT}/tests/fuzz/ntfs_fuzz.cpp arche_volume)
