@@ -17,7 +17,9 @@ cd "$dir"
 mnt=$dir/mnt
 loop=
 cleanup() {
-  mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
+  if mountpoint -q "$mnt" 2>/dev/null; then
+    for _ in 1 2 3 4 5; do umount "$mnt" 2>/dev/null && break; sleep 1; done
+  fi
   [ -n "$loop" ] && losetup -d "$loop"
   rm -rf "$mnt" out.qcow2 out.pc whole.qcow2
 }
@@ -43,10 +45,11 @@ if [ ! -f disk.raw ] || [ "$(cat disk.params 2>/dev/null)" != "$size $deleted $d
   left=$(numfmt --from=iec "$data") i=0
   while [ "$left" -gt 0 ]; do
     n=$(( (1 + (i * 37) % 64) * 1048576 )); [ "$n" -gt "$left" ] && n=$left
-    if [ $((i % 2)) = 0 ]; then head -c "$n" /dev/urandom; else yes "Kundendaten Zeile $i" | head -c "$n"; fi > "$mnt/data/f$i"
+    if [ $((i % 2)) = 0 ]; then head -c "$n" /dev/urandom; else head -c "$n" < <(yes "Kundendaten Zeile $i"); fi > "$mnt/data/f$i"
     left=$((left - n)) i=$((i + 1))
   done
-  umount "$mnt"
+  sync
+  for _ in 1 2 3 4 5 6 7 8 9 10; do umount "$mnt" 2>/dev/null && break; sleep 1; done
   losetup -d "$loop"
   loop=
   echo "$size $deleted $data" > disk.params
@@ -62,9 +65,8 @@ run() {
   local name=$1 output=$2
   shift 2
   drop
-  local t
-  t=$( { /usr/bin/time -f '%e %U %S' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-  read -r wall user sys <<< "$t"
+  /usr/bin/time -f '%e %U %S' -o "$dir/time.txt" "$@" >/dev/null 2>&1
+  read -r wall user sys < "$dir/time.txt"
   local bytes
   bytes=$(du -B1 "$output" | cut -f1)
   printf '%-28s %8.2f %8.2f %10.2f %8.2f\n' "$name" "$wall" "$(echo "$user + $sys" | bc)" \

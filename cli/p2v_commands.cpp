@@ -2,6 +2,7 @@
 // arguments and calls convert/; what is printed is in cli/p2v_output.cpp.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/filesystem.hpp>
 #include <memory>
 #include <string>
