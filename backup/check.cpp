@@ -1,8 +1,9 @@
 #include "backup/check.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <atomic>
-#include <boost/filesystem.hpp>
 #include <map>
 #include <mutex>
 #include <set>
@@ -11,16 +12,17 @@
 
 #include "backup/chunk_list.h"
 #include "backup/chunk_store.h"
+#include "backup/deletions.h"
 #include "backup/lock.h"
 #include "backup/pipeline.h"
 #include "backup/snapshot.h"
 #include "backup/tree_store.h"
 #include "core/crc32c.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
-
-namespace fs = boost::filesystem;
+#include "core/units.h"
 
 namespace arche::backup {
 
@@ -50,6 +52,7 @@ class SnapshotWalker {
  private:
   void walk_image(const Snapshot& s, const ImageRecord& image) {
     for (size_t b = 0; b < image.lists.size(); ++b) {
+      interrupt::check();
       const uint64_t first = b * kImageListEntries;
       auto where_list = [&] {
         return fmt::format("image {}: chunk list {} (bytes {:#x}-{:#x})", image.name, b, first * image.chunk_size,
@@ -75,6 +78,7 @@ class SnapshotWalker {
   }
 
   void walk_tree(const Snapshot& s, const std::vector<Id>& pieces, const std::string& path) {
+    interrupt::check();
     const std::string shown = path.empty() ? "/" : path;
     for (const Id& id : pieces) cb_.blob(s, id, [&] { return "directory listing of " + shown; });
     if (!every_) {
@@ -104,7 +108,8 @@ class SnapshotWalker {
         cb_.unreadable(s, "file " + child, e.what());
         continue;
       }
-      for (const ChunkRef& c : chunks) cb_.blob(s, c.id, [&] { return "file " + child; });
+      for (const ChunkRef& c : chunks)
+        if (!c.is_hole()) cb_.blob(s, c.id, [&] { return "file " + child; });
     }
   }
 
@@ -116,14 +121,14 @@ class SnapshotWalker {
 
 std::string snapshot_label(const Snapshot& s) { return fmt::format("snapshot {} ({})", s.name, s.short_id()); }
 
-bool is_temp_name(const std::string& name) { return !name.empty() && name[0] == '.'; }
-
 // Reads every frame of a pack in order, verifying each chunk, and the pack checksum.
 void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChunk>& damaged, std::mutex& mutex,
                  std::atomic<uint64_t>& verified, std::vector<std::string>& errors, Progress& progress) {
-  File file;
+  // The whole pack in one read: one request to a remote store, and the checksum
+  // below is over the very bytes the frames were verified from.
+  std::vector<uint8_t> data;
   try {
-    file = File::open(repo.pack_path(pack.id), OpenMode::read_only);
+    data = repo.store().read(pack_relative_path(pack.id));
   } catch (const Error& e) {
     std::lock_guard lock(mutex);
     errors.push_back(fmt::format("pack {}: {}", pack.id.short_hex(), e.what()));
@@ -133,10 +138,13 @@ void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChun
   std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
   std::vector<uint8_t> frame, scratch;
   for (const PackEntry& e : entries) {
+    if (interrupt::pending_signal()) return;  // the pipeline reports the interrupt
     std::string error;
     try {
-      frame.resize(e.length);
-      file.read_exact(e.offset, frame);
+      if (!range_within(e.offset, e.length, data.size()))
+        fail(ErrorCategory::corrupt, "pack {}: frame at {} beyond its {} bytes (truncated)", pack.id.short_hex(),
+             e.offset, data.size());
+      frame.assign(data.begin() + e.offset, data.begin() + e.offset + e.length);
       std::span<const uint8_t> plain =
           open_frame(repo.keys(), frame, &e.id, scratch, fmt::format("pack {}", pack.id.short_hex()));
       if (plain.size() != e.raw_length)
@@ -155,18 +163,12 @@ void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChun
   }
   // The checksum over the whole file also covers header and footer.
   try {
-    std::vector<uint8_t> trailer(kPackTrailerSize);
-    const uint64_t size = file.size();
-    file.read_exact(size - kPackTrailerSize, trailer);
-    PackTrailer t = decode_pack_trailer(trailer, size, "pack " + pack.id.short_hex());
-    uint32_t crc = 0;
-    std::vector<uint8_t> buf(4u << 20);
-    for (uint64_t pos = 0; pos < size - kPackTrailerSize;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - kPackTrailerSize - pos));
-      file.read_exact(pos, std::span(buf.data(), n));
-      crc = crc32c(crc, buf.data(), n);
-      pos += n;
-    }
+    const uint64_t size = data.size();
+    if (size < kPackHeaderSize + kPackTrailerSize)
+      fail(ErrorCategory::corrupt, "pack {}: {} bytes is no pack (truncated)", pack.id.short_hex(), size);
+    PackTrailer t = decode_pack_trailer(std::span(data).subspan(size - kPackTrailerSize), size,
+                                        "pack " + pack.id.short_hex());
+    const uint32_t crc = crc32c(data.data(), size - kPackTrailerSize);
     if (crc != t.crc) {
       std::lock_guard lock(mutex);
       errors.push_back(fmt::format("pack {}: checksum mismatch (damaged bytes{})", pack.id.short_hex(),
@@ -180,7 +182,9 @@ void verify_pack(Repository& repo, const PackInfo& pack, std::vector<DamagedChun
 
 }  // namespace
 
-CheckReport check_repository(Repository& repo, const CheckOptions& options) {
+namespace {
+
+CheckReport run_check(Repository& repo, const CheckOptions& options) {
   CheckReport r;
   RepoLock lock(repo, LockMode::exclusive, "backup check");
 
@@ -193,16 +197,12 @@ CheckReport check_repository(Repository& repo, const CheckOptions& options) {
     }
   }
 
-  // Leftovers of interrupted runs: harmless, but worth knowing.
-  size_t temps = 0;
-  for (const char* dir : {"index", "snapshots", "keys"})
-    for (const fs::directory_entry& e : fs::directory_iterator(fs::path(repo.root()) / dir))
-      temps += is_temp_name(e.path().filename().string());
-  for (int i = 0; i < 256; ++i)
-    for (const fs::directory_entry& e : fs::directory_iterator(fs::path(repo.root()) / fmt::format("data/{:02x}", i)))
-      temps += is_temp_name(e.path().filename().string());
-  if (temps)
-    r.notes.push_back(fmt::format("{} temporary files of interrupted runs (removed by the next backup or prune)", temps));
+  // Leftovers of interrupted runs: harmless, but worth knowing, by name.
+  for (const ObjectInfo& t : repo.store().list_temporaries()) r.temporary_files.push_back(t.name);
+  if (!r.temporary_files.empty())
+    r.notes.push_back(fmt::format("{} temporary file{} of interrupted runs (removed by the next backup or prune): {}",
+                                  r.temporary_files.size(), r.temporary_files.size() == 1 ? "" : "s",
+                                  fmt::join(r.temporary_files, ", ")));
 
   // Index files, and the packs they list. Each file on its own: one damaged file
   // does not hide what the others say.
@@ -219,14 +219,24 @@ CheckReport check_repository(Repository& repo, const CheckOptions& options) {
       r.errors.push_back(e.what());
     }
   }
-  std::vector<Id> on_disk = repo.list_packs();
-  std::unordered_set<Id, IdHash> present(on_disk.begin(), on_disk.end());
-  size_t unindexed = 0;
-  for (const Id& id : on_disk) unindexed += !packs.count(id);
+  std::unordered_map<Id, uint64_t, IdHash> present;
+  for (const PackObject& p : repo.list_packs()) present.emplace(p.id, p.size);
+  // Packs an earlier prune marked for deletion wait for the backups that ran beside it.
+  std::unordered_set<Id, IdHash> marked;
+  for (const DeletionMark& m : load_deletion_marks(repo)) marked.insert(m.packs.begin(), m.packs.end());
+  size_t unindexed = 0, waiting = 0;
+  for (const auto& [id, size] : present) {
+    if (packs.count(id)) continue;
+    (marked.count(id) ? waiting : unindexed) += 1;
+  }
   if (unindexed)
     r.notes.push_back(fmt::format("{} pack{} not in the index (left by an interrupted backup: the next backup reuses "
                                   "them, repair index adds them, prune deletes them when unused)",
                                   unindexed, unindexed == 1 ? " is" : "s are"));
+  if (waiting)
+    r.notes.push_back(fmt::format("{} pack{} marked for deletion by a prune (deleted by the next prune once the "
+                                  "backups that ran beside it have ended)",
+                                  waiting, waiting == 1 ? " is" : "s are"));
 
   ChunkIndex& index = repo.index();
   std::vector<PackInfo> good;
@@ -237,10 +247,10 @@ CheckReport check_repository(Repository& repo, const CheckOptions& options) {
       continue;
     }
     try {
-      File f = File::open(repo.pack_path(id), OpenMode::read_only);
-      if (f.size() != p.size)
-        r.errors.push_back(fmt::format("{}: {} bytes, the index says {} (truncated?)", what, f.size(), p.size));
-      PackInfo footer = read_pack_index(f, id, repo.id(), repo.keys());
+      if (present.at(id) != p.size)
+        r.errors.push_back(fmt::format("{}: {} bytes, the index says {} (truncated?)", what, present.at(id), p.size));
+      std::unique_ptr<ObjectReader> reader = repo.open_pack_object(id);
+      PackInfo footer = read_pack_index(*reader, id, repo.id(), repo.keys());
       auto key = [](const PackEntry& e) { return std::make_tuple(e.offset, e.id, e.length, e.raw_length); };
       std::vector<PackEntry> a = p.entries, b = footer.entries;
       auto by = [&](const PackEntry& x, const PackEntry& y) { return key(x) < key(y); };
@@ -261,18 +271,20 @@ CheckReport check_repository(Repository& repo, const CheckOptions& options) {
   r.packs = packs.size();
 
   // Snapshots: everything they reference must be in the index and readable.
-  std::vector<std::string> damaged_manifests;
+  std::vector<DamagedManifest> damaged_manifests;
   std::vector<Snapshot> snapshots = load_snapshots(repo, &damaged_manifests);
-  for (const std::string& d : damaged_manifests) r.errors.push_back(d);
-  for (const std::string& name : repo.list_files("snapshots")) {
+  for (const DamagedManifest& d : damaged_manifests)
+    r.errors.push_back(fmt::format("{} (arche backup repair snapshots removes it)", d.error));
+  for (const Snapshot& s : snapshots) {
     std::vector<uint8_t> bytes;
     try {
-      bytes = repo.read_file("snapshots", name);
+      bytes = repo.read_file("snapshots", s.id);
     } catch (const Error&) {
       continue;
     }
-    if (content_hash(bytes).hex() != name)
-      r.errors.push_back("snapshot file " + name.substr(0, 8) + ": content does not match its name (damaged)");
+    if (content_hash(bytes).hex() != s.id)
+      r.errors.push_back("snapshot file " + s.short_id() +
+                         ": content does not match its name (arche backup repair snapshots renames it)");
   }
   r.snapshots = snapshots.size();
   size_t missing_reported = 0;
@@ -328,72 +340,15 @@ CheckReport check_repository(Repository& repo, const CheckOptions& options) {
   return r;
 }
 
-RepairReport repair_index(Repository& repo) {
-  RepairReport report;
-  RepoLock lock(repo, LockMode::exclusive, "backup repair index");
-  repo.remove_dead_temp_files();
-  std::vector<std::string> old_files = repo.list_files("index");
-  std::vector<PackInfo> packs;
-  std::vector<Id> salvage;
-  for (const Id& id : repo.list_packs()) {
-    try {
-      File f = File::open(repo.pack_path(id), OpenMode::read_only);
-      packs.push_back(read_pack_index(f, id, repo.id(), repo.keys()));
-    } catch (const Error& e) {
-      salvage.push_back(id);  // footer damaged: find its frames by scanning
-    }
-  }
-  ChunkIndex& index = repo.index();
-  for (const PackInfo& p : packs) index.add_pack(p);
-  index.finalize();
+}  // namespace
 
-  // Frames of packs whose footer is damaged go into new packs with sound footers.
-  std::vector<Id> replaced;
-  if (!salvage.empty()) {
-    ChunkStore store(repo, repo.settings().compression_level);
-    for (const Id& id : salvage) {
-      size_t found = 0;
-      try {
-        File f = File::open(repo.pack_path(id), OpenMode::read_only);
-        std::vector<uint8_t> header(kPackHeaderSize);
-        f.read_exact(0, header);
-        check_pack_header(header, repo.id(), "pack " + id.short_hex());
-        std::vector<uint8_t> copy, scratch;
-        scan_pack_frames(f, [&](const FrameHeader& h, uint64_t, std::span<uint8_t> frame) {
-          copy.assign(frame.begin(), frame.end());
-          try {
-            std::span<const uint8_t> plain = open_frame(repo.keys(), copy, &h.id, scratch, "salvage");
-            if (repo.keys().chunk_id(plain) != h.id) return;
-            store.store_frame(frame, h.id, h.kind, static_cast<uint32_t>(plain.size()));
-            ++found;
-          } catch (const Error&) {
-            // a damaged frame: nothing to salvage
-          }
-        });
-      } catch (const Error& e) {
-        report.unreadable.push_back(fmt::format("pack {}: {}", id.short_hex(), e.what()));
-        continue;
-      }
-      ++report.scanned_packs;
-      replaced.push_back(id);
-      if (!found) report.unreadable.push_back(fmt::format("pack {}: no readable chunks", id.short_hex()));
-    }
-    for (PackInfo& p : store.finish()) packs.push_back(std::move(p));
+CheckReport check_repository(Repository& repo, const CheckOptions& options) {
+  try {
+    return run_check(repo, options);
+  } catch (const Error& e) {
+    if (e.category() != ErrorCategory::interrupted) throw;
+    fail(ErrorCategory::interrupted, "{}: check stopped before the end; it changed nothing", e.what());
   }
-  for (const PackInfo& p : packs) report.chunks += p.entries.size();
-  report.packs = packs.size();
-  std::string written = packs.empty() ? std::string() : repo.write_index_file(packs);
-  for (const std::string& name : old_files)
-    if (name != written) {
-      repo.remove_file("index", name);
-      ++report.replaced_index_files;
-    }
-  // The damaged packs' good frames live on in the new packs now.
-  for (const Id& id : replaced) {
-    std::string path = repo.pack_path(id);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno(errno, "remove " + path);
-  }
-  return report;
 }
 
 }  // namespace arche::backup

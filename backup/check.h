@@ -4,11 +4,7 @@
 // manifest authenticates and every tree, chunk list and chunk it refers to is in the
 // index. With --read-data: additionally every chunk of every pack is read, decrypted,
 // decompressed and hashed, and each damaged chunk is reported with the snapshots,
-// images (and byte ranges) and files it belongs to.
-//
-// `repair index`: rebuilds the index from the packs themselves (their footers, or a
-// front-to-back scan of the frames when a footer is damaged) and replaces all index
-// files with one.
+// images (and byte ranges) and files it belongs to. (Repairs: repair.h.)
 #pragma once
 
 #include <cstdint>
@@ -35,20 +31,12 @@ struct DamagedChunk {
 struct CheckReport {
   std::vector<std::string> errors;
   std::vector<std::string> notes;  // harmless findings (leftovers of interrupted runs)
+  std::vector<std::string> temporary_files;  // named: left by interrupted runs
   std::vector<DamagedChunk> damaged;
   uint64_t snapshots = 0, packs = 0, chunks = 0, bytes_verified = 0;
   bool ok() const { return errors.empty() && damaged.empty(); }
 };
 
 CheckReport check_repository(Repository& repo, const CheckOptions& options);
-
-struct RepairReport {
-  uint64_t packs = 0, chunks = 0;
-  uint64_t scanned_packs = 0;  // footer damaged: frames found by scanning
-  std::vector<std::string> unreadable;  // packs left out
-  uint64_t replaced_index_files = 0;
-};
-
-RepairReport repair_index(Repository& repo);
 
 }  // namespace arche::backup

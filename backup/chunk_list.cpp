@@ -47,7 +47,8 @@ std::vector<ChunkRef> decode_file_list(std::span<const uint8_t> data, const std:
   for (ChunkRef& c : chunks) {
     c.id = Id::from(r.bytes(kIdSize));
     c.length = r.le32();
-    if (c.length == 0 || c.length > (4u << 20)) fail(ErrorCategory::corrupt, "{}: chunk length {}", what, c.length);
+    if (c.length == 0 || c.length > (c.is_hole() ? kMaxHoleLength : 4u << 20))
+      fail(ErrorCategory::corrupt, "{}: chunk length {}", what, c.length);
   }
   return chunks;
 }

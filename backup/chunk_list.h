@@ -9,7 +9,9 @@
 // it touches (snapshot_device.h).
 //
 // File content lists ("ARCHFLST" v1): (id, length) pairs of a large file's
-// content-defined chunks, at most kFileListEntries per blob.
+// content-defined chunks, at most kFileListEntries per blob. An all-zero id is a
+// hole of `length` bytes (up to kMaxHoleLength) that was never read nor stored: a
+// sparse file's holes (found with SEEK_HOLE) stay holes.
 #pragma once
 
 #include <cstdint>
@@ -26,9 +28,13 @@ constexpr size_t kFileListEntries = 8192;
 // Files with more chunks than this keep them in list blobs instead of their tree.
 constexpr size_t kInlineChunks = 256;
 
+// Longest hole one file chunk reference stands for.
+constexpr uint32_t kMaxHoleLength = 1u << 30;
+
 struct ChunkRef {
   Id id;
   uint32_t length = 0;
+  bool is_hole() const { return id.is_zero(); }
   bool operator==(const ChunkRef&) const = default;
 };
 

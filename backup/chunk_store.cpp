@@ -10,16 +10,24 @@ namespace {
 constexpr size_t kMaxFinishing = 2;
 }  // namespace
 
-ChunkStore::ChunkStore(Repository& repo, int compression_level) : repo_(repo), level_(compression_level) {}
+ChunkStore::ChunkStore(Repository& repo, int compression_level, bool dry_run)
+    : repo_(repo), level_(compression_level), dry_run_(dry_run) {}
 
-ChunkStore::~ChunkStore() {
+ChunkStore::~ChunkStore() { abandon(); }
+
+std::vector<PackInfo> ChunkStore::abandon() noexcept {
+  std::lock_guard lock(mutex_);
+  current_.reset();
   for (auto& f : finishing_) {
     try {
       done_.push_back(f.get());
+    repo_.note_write();
     } catch (const std::exception&) {
       // The pack was not completed; its temporary file is gone with its writer.
     }
   }
+  finishing_.clear();
+  return std::move(done_);
 }
 
 Id ChunkStore::store(BlobKind kind, std::span<const uint8_t> data) {
@@ -27,17 +35,18 @@ Id ChunkStore::store(BlobKind kind, std::span<const uint8_t> data) {
   stats_.blobs += 1;
   stats_.bytes += data.size();
   if (!repo_.index().claim(id)) return id;
+  stats_.new_blobs += 1;
+  stats_.new_bytes += data.size();
+  if (dry_run_) return id;
   thread_local std::vector<uint8_t> frame;
   if (frame.size() < frame_bound(data.size())) frame.resize(frame_bound(kMaxBlobSize));
   size_t length = encode_frame(frame, repo_.keys(), kind, id, data, level_);
   append(std::span(frame).first(length), id, kind, static_cast<uint32_t>(data.size()));
-  stats_.new_blobs += 1;
-  stats_.new_bytes += data.size();
   return id;
 }
 
 void ChunkStore::store_frame(std::span<const uint8_t> frame, const Id& id, BlobKind kind, uint32_t raw_length) {
-  if (!repo_.index().claim(id)) return;
+  if (!repo_.index().claim(id) || dry_run_) return;
   append(frame, id, kind, raw_length);
 }
 
@@ -46,7 +55,7 @@ void ChunkStore::append(std::span<const uint8_t> frame, const Id& id, BlobKind k
   if (current_ && current_->size() + frame.size() > repo_.settings().pack_size) rotate_locked();
   if (!current_) {
     Id pack_id = Id::random();
-    current_ = std::make_unique<PackWriter>(repo_.root(), pack_id, repo_.id(), repo_.keys());
+    current_ = std::make_unique<PackWriter>(repo_.store(), pack_id, repo_.id(), repo_.keys());
     current_number_ = repo_.index().add_pack_id(pack_id);
   }
   uint32_t offset = current_->append(frame, id, kind, raw_length);
@@ -65,6 +74,7 @@ void ChunkStore::collect_locked(size_t keep) {
     std::future<PackInfo> f = std::move(finishing_.front());
     finishing_.pop_front();
     done_.push_back(f.get());
+    repo_.note_write();
   }
 }
 

@@ -29,7 +29,8 @@ struct StoreStats {
 
 class ChunkStore {
  public:
-  ChunkStore(Repository& repo, int compression_level);
+  // dry_run: blobs are hashed and looked up, new ones counted, nothing is written.
+  ChunkStore(Repository& repo, int compression_level, bool dry_run = false);
   // Without finish(): the open pack is discarded; finished packs stay on disk,
   // unindexed, for the next backup to adopt.
   ~ChunkStore();
@@ -41,6 +42,9 @@ class ChunkStore {
   void store_frame(std::span<const uint8_t> frame, const Id& id, BlobKind kind, uint32_t raw_length);
   // Finishes the open pack and waits until every pack is durable; returns them all.
   std::vector<PackInfo> finish();
+  // After a failure: drops the open pack, waits for those being finished and returns
+  // the complete ones (unindexed: the next backup adopts them).
+  std::vector<PackInfo> abandon() noexcept;
 
   const StoreStats& stats() const { return stats_; }
   Repository& repository() { return repo_; }
@@ -52,6 +56,7 @@ class ChunkStore {
 
   Repository& repo_;
   const int level_;
+  const bool dry_run_;
   StoreStats stats_;
   std::mutex mutex_;
   std::unique_ptr<PackWriter> current_;

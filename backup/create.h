@@ -16,7 +16,7 @@
 namespace arche::backup {
 
 struct CreateOptions {
-  std::string name;
+  std::string name;  // may hold placeholders (expand_snapshot_name)
   std::vector<std::string> images;  // image files (or block devices)
   std::vector<std::string> paths;   // files and directories
   std::vector<std::string> tags;
@@ -25,10 +25,20 @@ struct CreateOptions {
   std::string parent;                 // snapshot for unchanged files; empty: the latest with these paths
   FileBackupOptions files;
   bool force_share = false;
+  bool dry_run = false;  // read, chunk and look up everything; write nothing
   unsigned threads = 0;
 };
 
+// The snapshot made (with dry_run: what it would be; its id is then empty). An
+// interrupt (SIGINT, SIGTERM) leaves no snapshot and says what was kept.
 Snapshot create_snapshot(Repository& repo, const CreateOptions& options);
+
+// Placeholders in snapshot names, as borg has them: {now} (local time,
+// 2026-11-21T13:46:02), {now:FORMAT} (strftime), {utcnow}, {utcnow:FORMAT},
+// {hostname}, {user}, {image} (the file name of the one --image). "{{" and "}}"
+// stand for braces. Unknown placeholders are a usage error.
+std::string expand_snapshot_name(const std::string& pattern, const std::vector<std::string>& images,
+                                 int64_t now_seconds);
 
 // Snapshot names: printable, no "::", not "latest", at most 255 bytes.
 void validate_snapshot_name(const std::string& name);

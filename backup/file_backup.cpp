@@ -21,8 +21,11 @@
 #include <unordered_map>
 
 #include "backup/fastcdc.h"
+#include "backup/file_chunker.h"
 #include "backup/tree_store.h"
 #include "core/error.h"
+#include "core/file.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
 
@@ -73,35 +76,6 @@ std::vector<std::pair<std::string, std::string>> read_xattrs(const std::string& 
   }
   std::sort(out.begin(), out.end());
   return out;
-}
-
-// Reads `file` front to back and cuts it into content-defined chunks.
-uint64_t read_chunks(const File& file, const FastCdc& cdc, std::vector<uint8_t>& buffer,
-                     const std::function<void(std::span<const uint8_t>)>& emit) {
-  const size_t max = cdc.params().max_size;
-  buffer.resize(2 * max);
-  size_t start = 0, end = 0;
-  uint64_t offset = 0;
-  bool eof = false;
-  while (!eof || start < end) {
-    if (!eof && end - start < max) {
-      if (start > 0) {
-        std::memmove(buffer.data(), buffer.data() + start, end - start);
-        end -= start;
-        start = 0;
-      }
-      size_t got = file.read_some(offset, std::span(buffer.data() + end, buffer.size() - end));
-      offset += got;
-      end += got;
-      if (got == 0) eof = true;
-      continue;
-    }
-    size_t n = cdc.cut(std::span(buffer.data() + start, end - start), eof);
-    if (n == 0) continue;  // needs more data (cannot happen once eof)
-    emit(std::span(buffer.data() + start, n));
-    start += n;
-  }
-  return offset;
 }
 
 File open_for_reading(const std::string& path) {
@@ -164,7 +138,8 @@ class FileBackup {
              repo_.keys().chunker_seed()),
         progress_("backup files", 0) {
     struct stat st {};
-    if (::stat(repo_.root().c_str(), &st) == 0) repo_id_ = {st.st_dev, st.st_ino};
+    const std::string local = repo_.store().local_path();
+    if (!local.empty() && ::stat(local.c_str(), &st) == 0) repo_id_ = {st.st_dev, st.st_ino};
   }
 
   std::vector<Id> run(const std::vector<std::string>& paths, const Snapshot* parent) {
@@ -355,12 +330,13 @@ class FileBackup {
     }
   }
 
-  bool chunks_present(const Node& n) const {
-    const ChunkIndex& index = repo_.index();
+  // The unchanged file's chunks are all there; the backup relies on them from now on.
+  bool chunks_present(const Node& n) {
+    ChunkIndex& index = repo_.index();
     for (const ChunkRef& c : n.chunks)
-      if (!index.contains(c.id)) return false;
+      if (!c.is_hole() && !index.reference(c.id)) return false;
     for (const Id& id : n.chunk_lists)
-      if (!index.contains(id)) return false;
+      if (!index.reference(id)) return false;
     return true;
   }
 
@@ -382,52 +358,63 @@ class FileBackup {
     if (!open_content(path, c, f)) return;
     // Read errors leave the entry out; store errors (disk full) end the backup.
     std::exception_ptr store_error;
+    ReadCount count;
     try {
-      c.size = read_chunks(f, cdc_, buffer, [&](std::span<const uint8_t> chunk) {
-        try {
-          c.chunks.push_back({store_.store(BlobKind::data, chunk), static_cast<uint32_t>(chunk.size())});
-        } catch (...) {
-          store_error = std::current_exception();
-          throw;
-        }
-      });
+      count = read_chunks(
+          f, cdc_, buffer,
+          [&](std::span<const uint8_t> chunk) {
+            try {
+              c.chunks.push_back({store_.store(BlobKind::data, chunk), static_cast<uint32_t>(chunk.size())});
+            } catch (...) {
+              store_error = std::current_exception();
+              throw;
+            }
+          },
+          [&](uint64_t length) { c.chunks.push_back({Id{}, static_cast<uint32_t>(length)}); });
     } catch (const Error& e) {
-      if (store_error) throw;
+      if (store_error || e.category() == ErrorCategory::interrupted) throw;
       c.error = e.what();
       return;
     }
-    bytes_read_ += c.size;
-    progress_.add(c.size);
+    c.size = count.covered;
+    bytes_read_ += count.read;
+    progress_.add(count.covered);
   }
 
   void read_large_file(const std::string& path, DirState& dir, Content& c) {
     File f;
     if (!open_content(path, c, f)) return;
     std::exception_ptr submit_error;
+    ReadCount count;
     try {
-      c.size = read_chunks(f, cdc_, large_buffer_, [&](std::span<const uint8_t> chunk) {
-        c.chunks.push_back({Id{}, static_cast<uint32_t>(chunk.size())});
-        ChunkRef* ref = &c.chunks.back();
-        auto data = std::make_shared<std::vector<uint8_t>>(chunk.begin(), chunk.end());
-        dir.pending += 1;
-        try {
-          pipeline_.submit([this, ref, data, &dir] {
-            ref->id = store_.store(BlobKind::data, *data);
-            dir.pending -= 1;
-          });
-        } catch (...) {
-          dir.pending -= 1;
-          submit_error = std::current_exception();
-          throw;
-        }
-      });
+      count = read_chunks(
+          f, cdc_, large_buffer_,
+          [&](std::span<const uint8_t> chunk) {
+            // A placeholder until its worker stores it (a zero id would read as a hole).
+            c.chunks.push_back({Id{}, static_cast<uint32_t>(chunk.size())});
+            ChunkRef* ref = &c.chunks.back();
+            auto data = std::make_shared<std::vector<uint8_t>>(chunk.begin(), chunk.end());
+            dir.pending += 1;
+            try {
+              pipeline_.submit([this, ref, data, &dir] {
+                ref->id = store_.store(BlobKind::data, *data);
+                dir.pending -= 1;
+              });
+            } catch (...) {
+              dir.pending -= 1;
+              submit_error = std::current_exception();
+              throw;
+            }
+          },
+          [&](uint64_t length) { c.chunks.push_back({Id{}, static_cast<uint32_t>(length)}); });
     } catch (const Error& e) {
-      if (submit_error) throw;
+      if (submit_error || e.category() == ErrorCategory::interrupted) throw;
       c.error = e.what();
       return;
     }
-    bytes_read_ += c.size;
-    progress_.add(c.size);
+    c.size = count.covered;
+    bytes_read_ += count.read;
+    progress_.add(count.covered);
   }
 
   void walk_directory(const std::string& path, const struct stat& st, Node* slot, const Tree* previous) {

@@ -14,13 +14,18 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include "backup/pipeline.h"
+#include "backup/temp_files.h"
 #include "backup/tree_store.h"
 #include "core/bytes.h"
 #include "core/error.h"
+#include "core/file.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/units.h"
 
 namespace fs = boost::filesystem;
 
@@ -65,6 +70,16 @@ void write_nonzero_blocks(const File& file, uint64_t offset, std::span<const uin
   }
 }
 
+// A file being restored: written under a temporary name beside its destination and
+// renamed there once its last chunk is in, so a restore that is killed, stopped by a
+// full disk or interrupted never leaves a file at its name with wrong content.
+struct PendingRestore {
+  std::string temp, dest;
+  File file;
+  std::atomic<size_t> remaining{0};  // chunks not yet written
+  std::atomic<bool> damaged{false};  // a chunk could not be read: the file is dropped
+};
+
 class FileRestorer {
  public:
   FileRestorer(Repository& repo, const std::string& target, const FileRestoreOptions& options)
@@ -90,21 +105,30 @@ class FileRestorer {
       }
       s->whole = true;
     }
-    if (!target_.empty()) fs::create_directories(target_);
-    Tree root = load_tree(repo_, snapshot.tree, "snapshot " + snapshot.name + ": /");
+    const std::string root = target_.empty() ? "/" : target_;
+    if (fs::is_directory(root)) sweep(root);
+    else fs::create_directories(root);
+    Tree tree = load_tree(repo_, snapshot.tree, "snapshot " + snapshot.name + ": /");
     try {
-      restore_tree(root, "", selection);
+      restore_tree(tree, "", selection);
       pipeline_.wait();
+      make_links();
+    } catch (const Error& e) {
+      pipeline_.drain();
+      remove_unfinished();
+      if (e.category() == ErrorCategory::interrupted)
+        fail(ErrorCategory::interrupted,
+             "{}: restore stopped; {} restored completely below {}, the files being written were removed and "
+             "directory metadata was not applied",
+             e.what(), plural(finished_files_, "file", "files"), root);
+      throw;
     } catch (...) {
       pipeline_.drain();
+      remove_unfinished();
       throw;
     }
     report_missing(selection, "");
-    // Files whose chunks are damaged are removed, not left looking restored.
-    for (const auto& [path, error] : failed_) {
-      warn("{} not restored: {}", path, error);
-      ::unlink(path.c_str());
-    }
+    for (const auto& [path, error] : failed_) warn("{} not restored: {}", path, error);
     // Metadata last: files and links first, then directories from the deepest up.
     for (const auto& [path, node] : entries_)
       if (!failed_.count(path)) apply_metadata(path, node);
@@ -121,14 +145,27 @@ class FileRestorer {
   }
 
  private:
+  static std::string plural(uint64_t n, const char* one, const char* many) {
+    return fmt::format("{} {}", n, n == 1 ? one : many);
+  }
+
   void report_missing(const Selection& s, const std::string& path) {
     if (s.whole && !s.found && !path.empty())
       fail(ErrorCategory::not_found, "{} is not in the snapshot", path);
     for (const auto& [name, child] : s.children) report_missing(child, path + "/" + name);
   }
 
+  // Temporary files that killed restores left in a directory we restore into.
+  void sweep(const std::string& dir) {
+    for (const RemovedTemp& t : remove_dead_temp_files(dir)) {
+      warn("removed {} ({}), left by an interrupted restore (pid {})", t.path, format_size(t.size), t.pid);
+      ++stats_.removed_temporaries;
+    }
+  }
+
   void restore_tree(const Tree& tree, const std::string& rel, Selection& selection) {
     for (const Node& n : tree.nodes) {
+      interrupt::check();
       Selection* child_selection = nullptr;
       if (!selection.whole) {
         auto it = selection.children.find(n.name);
@@ -144,6 +181,8 @@ class FileRestorer {
     }
   }
 
+  // Before something other than a regular file is made at `dest`: an existing entry
+  // is removed with --overwrite, else it is an error.
   void remove_existing(const std::string& dest) {
     struct stat st {};
     if (::lstat(dest.c_str(), &st) != 0) return;
@@ -163,6 +202,7 @@ class FileRestorer {
         struct stat st {};
         if (::lstat(dest.c_str(), &st) == 0) {
           if (!S_ISDIR(st.st_mode)) fail(ErrorCategory::exists, "{} exists and is not a directory", dest);
+          sweep(dest);
         } else if (::mkdir(dest.c_str(), 0700) != 0) {
           throw_errno(errno, "create directory " + dest);
         }
@@ -199,24 +239,49 @@ class FileRestorer {
   }
 
   void restore_file(const Node& n, const std::string& path, const std::string& dest, Node meta) {
-    remove_existing(dest);
+    struct stat st {};
+    if (::lstat(dest.c_str(), &st) == 0) {
+      if (!options_.overwrite) fail(ErrorCategory::exists, "{} exists (pass --overwrite to replace it)", dest);
+      if (S_ISDIR(st.st_mode)) fail(ErrorCategory::exists, "{} is a directory; not replacing it with a file", dest);
+    }
+    ++stats_.files;
     if (n.nlink > 1) {
       auto [it, first] = links_.try_emplace({n.dev, n.ino}, dest);
       if (!first) {
-        if (::link(it->second.c_str(), dest.c_str()) != 0) throw_errno(errno, "link " + dest + " to " + it->second);
-        ++stats_.files;
-        return;  // shares the inode: content and metadata come with the first name
+        // Made once the first name is complete: it shares the inode, content and metadata.
+        pending_links_.emplace_back(dest, it->second);
+        return;
       }
     }
     const std::string what = "snapshot: " + path;
     std::vector<ChunkRef> chunks = load_file_chunks(repo_, n, what);
-    int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) throw_errno(errno, "create " + dest);
-    auto file = std::make_shared<File>(File::adopt(UniqueFd(fd), dest, true));
-    file->truncate(n.size);  // holes where chunks are all zero
+    auto p = std::make_shared<PendingRestore>();
+    p->dest = dest;
+    const fs::path d(dest);
+    p->temp = (d.parent_path() / make_temp_name(d.filename().string(), ++temp_counter_)).string();
+    int fd = ::open(p->temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) throw_errno(errno, "create " + p->temp);
+    {
+      std::lock_guard lock(pending_mutex_);
+      unfinished_.emplace(p.get(), p);
+    }
+    p->file = File::adopt(UniqueFd(fd), dest, true);
+    p->file.truncate(n.size);  // holes where chunks are holes or all zero
+    size_t data_chunks = 0;
+    for (const ChunkRef& c : chunks) data_chunks += !c.is_hole();
+    p->remaining = data_chunks;
+    entries_.emplace_back(dest, std::move(meta));
+    if (data_chunks == 0) {
+      finish_file(*p);
+      return;
+    }
     uint64_t offset = 0;
     for (const ChunkRef& c : chunks) {
-      pipeline_.submit([this, file, c, offset, what, dest] {
+      if (c.is_hole()) {
+        offset += c.length;
+        continue;
+      }
+      pipeline_.submit([this, p, c, offset, what] {
         thread_local std::vector<uint8_t> frame, scratch;
         std::span<const uint8_t> plain;
         try {
@@ -227,18 +292,58 @@ class FileRestorer {
         } catch (const Error& e) {
           // Damage in the repository spoils this file only: note it, go on with the rest.
           if (e.category() != ErrorCategory::corrupt) throw;
+          p->damaged = true;
           std::lock_guard lock(failed_mutex_);
-          failed_.try_emplace(dest, e.what());
-          return;
+          failed_.try_emplace(p->dest, e.what());
         }
-        write_nonzero_blocks(*file, offset, plain);
-        bytes_ += plain.size();
-        progress_.add(plain.size());
+        if (!p->damaged) {
+          write_nonzero_blocks(p->file, offset, plain);
+          bytes_ += plain.size();
+          progress_.add(plain.size());
+        }
+        if (--p->remaining == 0) finish_file(*p);
       });
       offset += c.length;
     }
-    ++stats_.files;
-    entries_.emplace_back(dest, std::move(meta));
+  }
+
+  // The last chunk is in: the file gets its name (or, damaged, goes).
+  void finish_file(PendingRestore& p) {
+    p.file = File();
+    if (p.damaged) {
+      ::unlink(p.temp.c_str());
+    } else {
+      const unsigned flags = options_.overwrite ? 0 : RENAME_NOREPLACE;
+      if (::renameat2(AT_FDCWD, p.temp.c_str(), AT_FDCWD, p.dest.c_str(), flags) != 0) {
+        int err = errno;
+        ::unlink(p.temp.c_str());
+        throw_errno(err, "rename " + p.temp + " to " + p.dest);
+      }
+      ++finished_files_;
+    }
+    std::lock_guard lock(pending_mutex_);
+    unfinished_.erase(&p);  // may destroy p: nothing touches it after this
+  }
+
+  void remove_unfinished() noexcept {
+    std::lock_guard lock(pending_mutex_);
+    for (auto& [raw, p] : unfinished_) {
+      p->file = File();
+      ::unlink(p->temp.c_str());
+    }
+    unfinished_.clear();
+  }
+
+  // Further names of hard-linked files, once the first name is complete.
+  void make_links() {
+    for (const auto& [dest, first] : pending_links_) {
+      if (failed_.count(first)) {
+        failed_.try_emplace(dest, "hard link to " + first + ", which could not be restored");
+        continue;
+      }
+      remove_existing(dest);
+      if (::link(first.c_str(), dest.c_str()) != 0) throw_errno(errno, "link " + dest + " to " + first);
+    }
   }
 
   void warning(const std::string& text) {
@@ -270,6 +375,11 @@ class FileRestorer {
   std::vector<std::pair<std::string, Node>> entries_;
   std::vector<std::pair<std::string, Node>> dirs_;
   std::map<std::pair<uint64_t, uint64_t>, std::string> links_;
+  std::vector<std::pair<std::string, std::string>> pending_links_;  // name -> first name
+  std::mutex pending_mutex_;
+  std::unordered_map<PendingRestore*, std::shared_ptr<PendingRestore>> unfinished_;
+  uint64_t temp_counter_ = 0;
+  std::atomic<uint64_t> finished_files_{0};
   std::mutex failed_mutex_;
   std::map<std::string, std::string> failed_;  // restored path -> why its content is missing
   FileRestoreStats stats_;

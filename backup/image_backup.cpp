@@ -246,7 +246,8 @@ ImageRecord backup_image(ChunkStore& store, Pipeline& pipeline, const std::strin
       }
       if (has_previous) {
         plan.previous = previous.at(i);
-        if (!plan.previous.is_zero() && !repo.index().contains(plan.previous)) {
+        // reference(): the backup relies on the earlier chunk (a prune beside it must keep it).
+        if (!plan.previous.is_zero() && !repo.index().reference(plan.previous)) {
           // The earlier chunk is gone (damaged repository): read this one in full.
           for (Piece& p : plan.pieces)
             if (p.kind == PieceKind::previous) p.kind = PieceKind::read;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/filesystem.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -13,9 +14,14 @@
 
 #include "backup/chunk_list.h"
 #include "backup/pipeline.h"
+#include "backup/temp_files.h"
 #include "core/bytes.h"
 #include "core/error.h"
+#include "core/file.h"
+#include "core/interrupt.h"
+#include "core/log.h"
 #include "core/progress.h"
+#include "core/units.h"
 #include "image/format.h"
 
 namespace arche::backup {
@@ -169,9 +175,16 @@ ImageRestoreStats restore_image(Repository& repo, const ImageRecord& image, cons
     fail(ErrorCategory::usage, "restore: images are restored as raw or qcow2, not {}", options.format);
   if (device && !options.overwrite)
     fail(ErrorCategory::exists, "{} is a block device; pass --overwrite to write the image over it", target);
+  ImageRestoreStats stats;
   std::unique_ptr<PendingFile> pending;
   std::string write_path = target;
   if (!device) {
+    // A restore killed with SIGKILL left its full-size temporary file beside the target.
+    const boost::filesystem::path parent = boost::filesystem::absolute(target).parent_path();
+    for (const RemovedTemp& t : remove_dead_temp_files(parent.string())) {
+      warn("removed {} ({}), left by an interrupted restore (pid {})", t.path, format_size(t.size), t.pid);
+      ++stats.removed_temporaries;
+    }
     pending = std::make_unique<PendingFile>(target, options.overwrite);
     write_path = pending->temp_path();
   }
@@ -191,7 +204,6 @@ ImageRestoreStats restore_image(Repository& repo, const ImageRecord& image, cons
   const bool fresh = !device;
   const uint64_t block = out->block();
 
-  ImageRestoreStats stats;
   stats.size = image.size;
   std::atomic<uint64_t> written{0};
   Progress progress("restore " + image.name, 0);
@@ -245,9 +257,7 @@ ImageRestoreStats restore_image(Repository& repo, const ImageRecord& image, cons
         continue;
       }
       auto where = repo.index().find(ids[i]);
-      if (!where)
-        fail(ErrorCategory::corrupt, "image {} at offset {:#x}: chunk {} is missing from the repository", image.name,
-             offset, ids[i].short_hex());
+      if (!where) repo.fail_missing_chunk(ids[i], fmt::format("image {} at offset {:#x}", image.name, offset));
       work.push_back({chunk, where->pack, where->offset});
       total += length;
     }

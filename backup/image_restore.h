@@ -26,6 +26,7 @@ struct ImageRestoreStats {
   uint64_t bytes_written = 0;
   uint64_t chunks = 0;
   uint64_t holes = 0;
+  uint64_t removed_temporaries = 0;  // left beside the target by interrupted restores
   double seconds = 0;
 };
 

@@ -92,6 +92,8 @@ void ChunkIndex::clear() {
   placed_ = 0;
   packs_.clear();
   pack_numbers_.clear();
+  std::lock_guard r(referenced_mutex_);
+  referenced_.clear();
 }
 
 void ChunkIndex::finalize() {
@@ -118,8 +120,33 @@ std::optional<ChunkIndex::Location> ChunkIndex::find(const Id& id) const {
 
 bool ChunkIndex::claim(const Id& id) {
   std::unique_lock lock(mutex_);
-  if (in_sorted(id)) return false;
+  auto it = std::lower_bound(sorted_.begin(), sorted_.end(), id, [](const Entry& e, const Id& k) { return e.id < k; });
+  if (it != sorted_.end() && it->id == id) {
+    mark_referenced(decode(it->location).pack);
+    return false;
+  }
   return added_.try_emplace(id, kPending).second;
+}
+
+bool ChunkIndex::reference(const Id& id) {
+  std::optional<Location> where = find(id);
+  if (where) mark_referenced(where->pack);
+  return where.has_value();
+}
+
+void ChunkIndex::mark_referenced(uint32_t pack) {
+  std::lock_guard lock(referenced_mutex_);
+  if (referenced_.size() <= pack) referenced_.resize(pack + 1);
+  referenced_[pack] = true;
+}
+
+std::vector<Id> ChunkIndex::referenced_packs() const {
+  std::vector<Id> out;
+  std::shared_lock lock(mutex_);
+  std::lock_guard r(referenced_mutex_);
+  for (size_t i = 0; i < referenced_.size() && i < packs_.size(); ++i)
+    if (referenced_[i]) out.push_back(packs_[i]);
+  return out;
 }
 
 void ChunkIndex::place(const Id& id, const Location& where) {

@@ -54,8 +54,15 @@ class ChunkIndex {
   std::optional<Location> find(const Id& id) const;
   bool contains(const Id& id) const { return find(id).has_value(); }
   // During a backup: true when `id` is new and the caller must store it; false when
-  // the repository has it already or another worker is storing it.
+  // the repository has it already (its pack is then remembered as referenced) or
+  // another worker is storing it.
   bool claim(const Id& id);
+  // A chunk a backup relies on without storing it (an unchanged file's, an image
+  // chunk taken from the earlier snapshot): true when the index has it, and its pack
+  // is remembered as referenced.
+  bool reference(const Id& id);
+  // The packs of loaded index entries that claim() or reference() met.
+  std::vector<Id> referenced_packs() const;
   // Records where a claimed chunk was written.
   void place(const Id& id, const Location& where);
   // Registers a pack id and returns its number.
@@ -76,6 +83,7 @@ class ChunkIndex {
   static Location decode(uint64_t location);
   uint32_t pack_number_locked(const Id& pack_id);
   bool in_sorted(const Id& id) const;
+  void mark_referenced(uint32_t pack);
   void merge_placed_locked();
 
   mutable std::shared_mutex mutex_;
@@ -84,6 +92,8 @@ class ChunkIndex {
   size_t placed_ = 0;  // entries of added_ that are not pending
   std::deque<Id> packs_;
   std::unordered_map<Id, uint32_t, IdHash> pack_numbers_;
+  mutable std::mutex referenced_mutex_;
+  std::vector<bool> referenced_;  // by pack number
 };
 
 }  // namespace arche::backup

@@ -19,9 +19,9 @@ namespace arche::backup {
 namespace {
 
 constexpr std::string_view kLockMagic = "ARCHELCK";
-constexpr RecordVersion kLockVersion{1, 0};
-constexpr auto kRefreshInterval = std::chrono::minutes(5);
-constexpr uint64_t kAbandonedAfter = 30 * 60;
+// 1.1: a byte after the command says a lock with the exclusive mode byte is a
+// maintenance lock (older readers take it for exclusive: the safe side).
+constexpr RecordVersion kLockVersion{1, 1};
 
 uint64_t now_seconds() { return static_cast<uint64_t>(std::time(nullptr)); }
 
@@ -64,7 +64,7 @@ void classify(LockInfo& l, const std::string& my_host, const std::string& my_boo
       l.stale = start != 0 && start != l.process_start;
     }
   } else {
-    l.abandoned = now_seconds() > l.refreshed + kAbandonedAfter;
+    l.abandoned = now_seconds() > l.refreshed + lock_timing().abandoned_after_s;
   }
 }
 
@@ -79,12 +79,24 @@ std::string format_time(uint64_t t) {
 
 }  // namespace
 
+LockTiming& lock_timing() {
+  static LockTiming timing;
+  return timing;
+}
+
+bool LockInfo::conflicts_with(LockMode other) const {
+  const LockMode mine = mode();
+  if (mine == LockMode::exclusive || other == LockMode::exclusive) return true;
+  return mine == LockMode::maintain && other == LockMode::maintain;
+}
+
 std::string LockInfo::describe() const {
-  return fmt::format("{} lock of '{}' (pid {} on {}, since {}){}", exclusive ? "an exclusive" : "a shared", command, pid,
-                     host, format_time(created),
+  if (!damaged.empty()) return fmt::format("an unreadable lock file {} ({})", name, damaged);
+  const char* kind = mode() == LockMode::shared ? "a shared" : mode() == LockMode::maintain ? "a maintenance" : "an exclusive";
+  return fmt::format("{} lock of '{}' (pid {} on {}, since {}){}", kind, command, pid, host, format_time(created),
                      stale       ? " — its process is gone"
-                     : abandoned ? " — not refreshed for over 30 minutes"
-                                 : "");
+                     : abandoned ? fmt::format(" — not refreshed for over {} minutes", lock_timing().abandoned_after_s / 60)
+                                 : std::string());
 }
 
 std::vector<uint8_t> encode_lock_payload(const LockInfo& l) {
@@ -101,6 +113,7 @@ std::vector<uint8_t> encode_lock_payload(const LockInfo& l) {
   w.le64(l.refreshed);
   w.u8(l.exclusive ? 1 : 0);
   str(l.command);
+  w.u8(l.maintain ? 1 : 0);
   return w.take();
 }
 
@@ -117,6 +130,7 @@ LockInfo decode_lock_payload(std::span<const uint8_t> data, const std::string& w
   if (mode > 1) fail(ErrorCategory::corrupt, "{}: bad lock mode {}", what, mode);
   l.exclusive = mode == 1;
   l.command = r.string(r.le16());
+  if (r.remaining()) l.maintain = l.exclusive && r.u8() == 1;  // v1.1
   return l;
 }
 
@@ -134,7 +148,10 @@ std::vector<LockInfo> list_locks(const Repository& repo) {
       locks.push_back(std::move(l));
     } catch (const Error& e) {
       if (e.category() == ErrorCategory::not_found) continue;  // released meanwhile
-      warn("ignoring unreadable lock file: {}", e.what());
+      LockInfo l;
+      l.name = name;
+      l.damaged = e.what();
+      locks.push_back(std::move(l));
     }
   }
   return locks;
@@ -143,11 +160,16 @@ std::vector<LockInfo> list_locks(const Repository& repo) {
 std::vector<LockInfo> remove_locks(const Repository& repo, bool everything) {
   std::vector<LockInfo> removed;
   for (LockInfo& l : list_locks(repo)) {
-    if (!everything && !l.stale && !l.abandoned) continue;
+    if (!everything && !l.stale && !l.abandoned && l.damaged.empty()) continue;
     repo.remove_file("locks", l.name);
     removed.push_back(std::move(l));
   }
   return removed;
+}
+
+void RepoLock::write_lock(bool replace) {
+  repo_.write_named_file("locks", info_.name,
+                         seal_object(repo_.keys(), kLockMagic, kLockVersion, encode_lock_payload(info_), false), replace);
 }
 
 RepoLock::RepoLock(const Repository& repo, LockMode mode, std::string command) : repo_(repo) {
@@ -156,25 +178,42 @@ RepoLock::RepoLock(const Repository& repo, LockMode mode, std::string command) :
   info_.pid = static_cast<uint32_t>(::getpid());
   info_.process_start = process_start_time(info_.pid);
   info_.created = info_.refreshed = now_seconds();
-  info_.exclusive = mode == LockMode::exclusive;
+  info_.exclusive = mode != LockMode::shared;
+  info_.maintain = mode == LockMode::maintain;
   info_.command = std::move(command);
   info_.name = Id::random().hex().substr(0, 32);
-  repo_.write_named_file("locks", info_.name,
-                         seal_object(repo_.keys(), kLockMagic, kLockVersion, encode_lock_payload(info_), false), false);
+  write_lock(false);
+  refreshed_at_ = std::chrono::steady_clock::now();
+  const std::string& where = repo_.location();
   // Written first, then look: of two processes racing for conflicting locks, at least
-  // one sees the other and backs off.
+  // one sees the other and backs off. Where listings lag, the other's lock may take
+  // that long to show: wait it out.
   try {
+    const StoreCapabilities caps = repo_.store().capabilities();
+    if (!caps.consistent_listing && caps.listing_delay_ms)
+      std::this_thread::sleep_for(std::chrono::milliseconds(caps.listing_delay_ms));
     for (LockInfo& other : list_locks(repo_)) {
       if (other.name == info_.name) continue;
+      if (!other.damaged.empty()) {
+        // Whose it was is unknown: it may be an exclusive or a prune's lock. Such
+        // work waits until someone who knows that nobody else uses the repository
+        // removes it; shared work goes on beside it.
+        if (mode != LockMode::shared)
+          fail(ErrorCategory::busy,
+               "repository {} is locked by {}; if no other arche uses the repository: arche backup unlock {}", where,
+               other.describe(), where);
+        warn("{} in {} (arche backup unlock removes it)", other.describe(), where);
+        continue;
+      }
       if (other.stale) {
         warn("removing stale lock: {}", other.describe());
         repo_.remove_file("locks", other.name);
         continue;
       }
       if (other.host != info_.host) only_local_ = false;
-      if (other.exclusive || info_.exclusive)
-        fail(ErrorCategory::busy, "repository {} is locked: {}{}", repo_.root(), other.describe(),
-             other.abandoned ? "; if that process is gone: arche backup unlock " + repo_.root() : "");
+      if (other.conflicts_with(mode))
+        fail(ErrorCategory::busy, "repository {} is locked: {}{}", where, other.describe(),
+             other.abandoned ? "; if that process is gone: arche backup unlock " + where : "");
     }
   } catch (...) {
     repo_.remove_file("locks", info_.name);
@@ -197,16 +236,40 @@ RepoLock::~RepoLock() {
   }
 }
 
+void RepoLock::ensure_fresh() const {
+  std::lock_guard lock(mutex_);
+  const auto unrefreshed = std::chrono::steady_clock::now() - refreshed_at_;
+  if (lapsed_ || unrefreshed > lock_timing().max_unrefreshed)
+    fail(ErrorCategory::busy,
+         "the lock of '{}' could not be refreshed for longer than {} s (is {} reachable?); a prune elsewhere may have "
+         "taken this run for dead, so it stops before writing: run it again",
+         info_.command, std::chrono::duration_cast<std::chrono::seconds>(lock_timing().max_unrefreshed).count(),
+         repo_.location());
+}
+
+bool RepoLock::maintenance_beside() const {
+  for (const LockInfo& l : list_locks(repo_))
+    if (l.name != info_.name && !l.stale && (l.mode() != LockMode::shared || !l.damaged.empty())) return true;
+  return false;
+}
+
 void RepoLock::refresh_loop() {
   std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, kRefreshInterval, [this] { return stopping_; })) {
+  bool failed = false;
+  while (!wake_.wait_for(lock, failed ? lock_timing().retry : lock_timing().refresh, [this] { return stopping_; })) {
     info_.refreshed = now_seconds();
+    lock.unlock();  // ensure_fresh() must not wait for a slow store
     try {
-      repo_.write_named_file("locks", info_.name,
-                             seal_object(repo_.keys(), kLockMagic, kLockVersion, encode_lock_payload(info_), false),
-                             true);
+      write_lock(true);
+      lock.lock();
+      const auto now = std::chrono::steady_clock::now();
+      lapsed_ |= now - refreshed_at_ > lock_timing().max_unrefreshed;
+      refreshed_at_ = now;
+      failed = false;
     } catch (const Error& e) {
-      warn("could not refresh lock {}: {}", info_.name, e.what());
+      lock.lock();
+      if (!failed) warn("could not refresh lock {}: {}", info_.name, e.what());
+      failed = true;
     }
   }
 }

@@ -1,8 +1,5 @@
 #include "backup/pack.h"
 
-#include <fcntl.h>
-
-#include <boost/filesystem.hpp>
 #include <cstring>
 
 #include "core/bytes.h"
@@ -17,8 +14,6 @@ namespace {
 constexpr std::string_view kPackMagic = "ARCHPACK";
 constexpr std::string_view kTrailerMagic = "ARCHPEND";
 constexpr RecordVersion kPackVersion{1, 0};
-// Start writeback every few MB, so the fsync at the end of a pack waits for little.
-constexpr uint64_t kWritebackStep = 8u << 20;
 
 // The footer's AAD: the pack header and the pack's id (its file name), so a footer
 // cannot be moved to another pack, nor a pack to another name, unnoticed.
@@ -131,19 +126,19 @@ std::string pack_relative_path(const Id& pack_id) {
   return "data/" + hex.substr(0, 2) + "/" + hex;
 }
 
-PackInfo read_pack_index(const File& file, const Id& pack_id, const Id& repo_id, const RepoKeys& keys) {
+PackInfo read_pack_index(ObjectReader& file, const Id& pack_id, const Id& repo_id, const RepoKeys& keys) {
   const std::string what = "pack " + pack_id.short_hex();
   const uint64_t size = file.size();
   if (size < kPackHeaderSize + kPackTrailerSize || size > kMaxPackSize + (64u << 20))
     fail(ErrorCategory::corrupt, "{}: {} bytes is not a possible pack size (truncated?)", what, size);
   std::vector<uint8_t> header(kPackHeaderSize);
-  file.read_exact(0, header);
+  file.read(0, header);
   check_pack_header(header, repo_id, what);
   std::vector<uint8_t> trailer(kPackTrailerSize);
-  file.read_exact(size - kPackTrailerSize, trailer);
+  file.read(size - kPackTrailerSize, trailer);
   PackTrailer t = decode_pack_trailer(trailer, size, what);
   std::vector<uint8_t> footer(t.footer_length);
-  file.read_exact(t.footer_offset, footer);
+  file.read(t.footer_offset, footer);
   std::span<uint8_t> sealed = std::span(footer).subspan(kNonceSize);
   std::span<uint8_t> plain = sealed.first(sealed.size() - kTagSize);
   if (!aead_open(plain, sealed, footer_aad(header, pack_id), std::span(footer).first(kNonceSize), keys.encryption_key()))
@@ -156,17 +151,17 @@ PackInfo read_pack_index(const File& file, const Id& pack_id, const Id& repo_id,
   return info;
 }
 
-void scan_pack_frames(const File& file,
+void scan_pack_frames(ObjectReader& file, const std::string& what,
                       const std::function<void(const FrameHeader&, uint64_t, std::span<uint8_t>)>& frame) {
   const uint64_t size = file.size();
-  if (size > kMaxPackSize + (64u << 20)) fail(ErrorCategory::corrupt, "{}: too large for a pack", file.path());
+  if (size > kMaxPackSize + (64u << 20)) fail(ErrorCategory::corrupt, "{}: too large for a pack", what);
   std::vector<uint8_t> data(size);
-  file.read_exact(0, data);
+  file.read(0, data);
   // Frames start at multiples of 16; after a damaged header, look for the next one.
   for (uint64_t pos = kPackHeaderSize; pos + kFrameHeaderSize <= size;) {
     FrameHeader h;
     try {
-      h = parse_frame_header(std::span(data).subspan(pos, kFrameHeaderSize), file.path());
+      h = parse_frame_header(std::span(data).subspan(pos, kFrameHeaderSize), what);
     } catch (const Error&) {
       pos += kFrameAlign;
       continue;
@@ -180,13 +175,12 @@ void scan_pack_frames(const File& file,
   }
 }
 
-PackWriter::PackWriter(const std::string& repo_root, const Id& pack_id, const Id& repo_id, const RepoKeys& keys)
+PackWriter::PackWriter(Store& store, const Id& pack_id, const Id& repo_id, const RepoKeys& keys)
     : id_(pack_id),
       keys_(keys),
       header_(encode_pack_header(repo_id)),
-      pending_((boost::filesystem::path(repo_root) / pack_relative_path(pack_id)).string(), false) {
-  file_ = File::open(pending_.temp_path(), OpenMode::create_new);
-  file_.write_all(0, header_);
+      writer_(store.create(pack_relative_path(pack_id), WriteMode::create)) {
+  writer_->append(header_);
   size_ = header_.size();
   crc_ = crc32c(header_.data(), header_.size());
 }
@@ -195,15 +189,10 @@ uint32_t PackWriter::append(std::span<const uint8_t> frame, const Id& id, BlobKi
   if (frame.size() % kFrameAlign || size_ + frame.size() > kMaxPackSize)
     fail(ErrorCategory::internal, "pack {}: frame of {} bytes does not fit", id_.short_hex(), frame.size());
   const uint32_t offset = static_cast<uint32_t>(size_);
-  file_.write_all(offset, frame);
+  writer_->append(frame);
   crc_ = crc32c(crc_, frame.data(), frame.size());
   size_ += frame.size();
   entries_.push_back({id, kind, offset, static_cast<uint32_t>(frame.size()), raw_length});
-  if (size_ - synced_to_ >= kWritebackStep) {
-    ::sync_file_range(file_.fd(), static_cast<off_t>(synced_to_), static_cast<off_t>(size_ - synced_to_),
-                      SYNC_FILE_RANGE_WRITE);
-    synced_to_ = size_;
-  }
   return offset;
 }
 
@@ -213,16 +202,15 @@ PackInfo PackWriter::finish() {
   random_nonce(std::span(footer).first(kNonceSize));
   aead_seal(std::span(footer).subspan(kNonceSize), plain, footer_aad(header_, id_), std::span(footer).first(kNonceSize),
             keys_.encryption_key());
-  file_.write_all(size_, footer);
+  writer_->append(footer);
   crc_ = crc32c(crc_, footer.data(), footer.size());
   PackTrailer t{size_, static_cast<uint32_t>(footer.size()), static_cast<uint32_t>(entries_.size()), crc_};
   size_ += footer.size();
   std::vector<uint8_t> trailer = encode_pack_trailer(t);
-  file_.write_all(size_, trailer);
+  writer_->append(trailer);
   size_ += trailer.size();
-  file_.sync_data();
-  file_ = File();
-  pending_.commit(/*durable=*/true);
+  writer_->commit();
+  writer_.reset();
   return {id_, size_, std::move(entries_)};
 }
 

@@ -13,19 +13,20 @@
 //                 | entry count (u32) | CRC32C of every byte before the trailer (u32)
 //                 | CRC32C of the trailer's first 28 bytes (u32)
 //
-// Packs are written under a temporary name, fsynced and renamed into place: a pack
-// that exists under its name is complete. Pack ids are random.
+// A pack is written front to back through the Store (ObjectWriter) and appears
+// under its name only when complete. Pack ids are random.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "backup/crypto.h"
 #include "backup/frame.h"
-#include "core/file.h"
+#include "backup/store.h"
 
 namespace arche::backup {
 
@@ -72,18 +73,19 @@ std::string pack_relative_path(const Id& pack_id);
 
 // Reads a pack's trailer and footer (a few KB at the end of the file) and returns its
 // entries; throws corrupt errors naming the pack when anything does not verify.
-PackInfo read_pack_index(const File& file, const Id& pack_id, const Id& repo_id, const RepoKeys& keys);
+PackInfo read_pack_index(ObjectReader& pack, const Id& pack_id, const Id& repo_id, const RepoKeys& keys);
 
 // Reads a pack front to back without trusting its footer: every frame header in turn
 // (a damaged frame whose length field still makes sense is skipped over). Calls
 // `frame(header, offset, bytes)`; stops at the footer or at the first byte that is
 // not a frame. Used by repair when a footer is damaged.
-void scan_pack_frames(const File& file, const std::function<void(const FrameHeader&, uint64_t, std::span<uint8_t>)>& frame);
+void scan_pack_frames(ObjectReader& pack, const std::string& what,
+                      const std::function<void(const FrameHeader&, uint64_t, std::span<uint8_t>)>& frame);
 
 // Builds one pack. Not thread-safe: the chunk store serialises appends.
 class PackWriter {
  public:
-  PackWriter(const std::string& repo_root, const Id& pack_id, const Id& repo_id, const RepoKeys& keys);
+  PackWriter(Store& store, const Id& pack_id, const Id& repo_id, const RepoKeys& keys);
   PackWriter(const PackWriter&) = delete;
   PackWriter& operator=(const PackWriter&) = delete;
 
@@ -92,17 +94,15 @@ class PackWriter {
   size_t count() const { return entries_.size(); }
   // Appends a frame (length a multiple of 16); returns its offset.
   uint32_t append(std::span<const uint8_t> frame, const Id& id, BlobKind kind, uint32_t raw_length);
-  // Writes footer and trailer, makes the file durable and gives it its name.
+  // Writes footer and trailer and commits the pack (durable, under its name).
   PackInfo finish();
 
  private:
   Id id_;
   const RepoKeys& keys_;
   std::vector<uint8_t> header_;
-  PendingFile pending_;
-  File file_;
+  std::unique_ptr<ObjectWriter> writer_;
   uint64_t size_ = 0;
-  uint64_t synced_to_ = 0;
   uint32_t crc_ = 0;
   std::vector<PackEntry> entries_;
 };

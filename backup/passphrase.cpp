@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -9,9 +10,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/log.h"
 
 extern char** environ;
 
@@ -47,6 +50,9 @@ SecretBytes finish(SecretBytes buffer, size_t used, const std::string& what) {
 
 SecretBytes from_file(const std::string& path) {
   File f = File::open(path, OpenMode::read_only);
+  struct stat st {};
+  if (::fstat(f.fd(), &st) == 0 && (st.st_mode & S_IROTH))
+    warn("passphrase file {} is readable by every user of this machine (chmod 600 it)", path);
   SecretBytes buffer(kMaxPassphrase + 1);
   size_t used = 0;
   read_all(f.fd(), buffer, used, path);
@@ -85,19 +91,48 @@ SecretBytes from_command(const std::string& command) {
   return finish(std::move(buffer), used, "--passphrase-command");
 }
 
-SecretBytes from_environment(const std::string& name) {
+// Passphrases taken out of the environment by capture_passphrase_environment.
+std::map<std::string, SecretBytes>& captured() {
+  static std::map<std::string, SecretBytes> values;
+  return values;
+}
+
+// Moves the variable's value into locked memory and wipes the environment's copy so
+// it lingers neither in /proc/PID/environ nor in a core dump, and is not inherited by
+// programs arche starts.
+void capture(const std::string& name) {
   char* value = std::getenv(name.c_str());
-  if (!value) return {};
+  if (!value) return;
   size_t n = std::strlen(value);
-  if (n > kMaxPassphrase) fail(ErrorCategory::usage, "{}: passphrase longer than {} bytes", name, kMaxPassphrase);
   SecretBytes buffer(n);
-  std::memcpy(buffer.data(), value, n);
-  // Wipe the environment's copy so it lingers neither in memory nor in a core dump,
-  // and is not inherited by programs arche starts.
+  if (n) std::memcpy(buffer.data(), value, n);
   wipe(value, n);
   ::unsetenv(name.c_str());
-  if (n == 0) fail(ErrorCategory::usage, "{} is set but empty", name);
-  return buffer;
+  captured()[name] = std::move(buffer);
+}
+
+// The captured value, or nullptr when the variable was not set.
+const SecretBytes* environment_secret(const std::string& name) {
+  capture(name);
+  auto it = captured().find(name);
+  return it == captured().end() ? nullptr : &it->second;
+}
+
+SecretBytes from_environment(const std::string& name) {
+  const SecretBytes* value = environment_secret(name);
+  if (!value) return {};
+  if (value->size() > kMaxPassphrase) fail(ErrorCategory::usage, "{}: passphrase longer than {} bytes", name, kMaxPassphrase);
+  if (value->size() == 0) fail(ErrorCategory::usage, "{} is set but empty", name);
+  SecretBytes copy(value->size());
+  std::memcpy(copy.data(), value->data(), value->size());
+  return copy;
+}
+
+// A non-empty environment variable that names a file or a command (no secret).
+std::string setting(const std::string& name) {
+  if (name.empty()) return {};
+  const char* v = std::getenv(name.c_str());
+  return v ? v : "";
 }
 
 SecretBytes from_terminal(const std::string& prompt) {
@@ -135,20 +170,64 @@ bool stdin_is_terminal() { return ::isatty(STDIN_FILENO) == 1; }
 
 }  // namespace
 
+PassphraseSource new_passphrase_source(std::string file, std::string command, std::string prompt) {
+  PassphraseSource s;
+  s.file = std::move(file);
+  s.command = std::move(command);
+  s.file_option = "--new-passphrase-file";
+  s.command_option = "--new-passphrase-command";
+  s.env = "ARCHE_NEW_PASSPHRASE";
+  s.file_env.clear();
+  s.command_env.clear();
+  s.prompt = std::move(prompt);
+  return s;
+}
+
+PassphraseSource destination_passphrase_source(std::string file, std::string command, std::string prompt) {
+  PassphraseSource s;
+  s.file = std::move(file);
+  s.command = std::move(command);
+  s.file_option = "--dst-passphrase-file";
+  s.command_option = "--dst-passphrase-command";
+  s.env = "ARCHE_DST_PASSPHRASE";
+  s.file_env = "ARCHE_DST_PASSPHRASE_FILE";
+  s.command_env = "ARCHE_DST_PASSPHRASE_COMMAND";
+  s.prompt = std::move(prompt);
+  return s;
+}
+
+void capture_passphrase_environment() {
+  capture("ARCHE_PASSPHRASE");
+  capture("ARCHE_NEW_PASSPHRASE");
+  capture("ARCHE_DST_PASSPHRASE");
+}
+
+bool passphrase_given(const PassphraseSource& source) {
+  return !source.file.empty() || !source.command.empty() || !setting(source.file_env).empty() ||
+         !setting(source.command_env).empty() || environment_secret(source.env) != nullptr;
+}
+
 SecretBytes read_passphrase(const PassphraseSource& source) {
   if (!source.file.empty() && !source.command.empty())
-    fail(ErrorCategory::usage, "give either --passphrase-file or --passphrase-command, not both");
+    fail(ErrorCategory::usage, "give either {} or {}, not both", source.file_option, source.command_option);
   if (!source.file.empty()) return from_file(source.file);
   if (!source.command.empty()) return from_command(source.command);
+  const std::string file = setting(source.file_env), command = setting(source.command_env);
+  if (!file.empty() && !command.empty())
+    fail(ErrorCategory::usage, "both {} and {} are set; unset one", source.file_env, source.command_env);
+  if (!file.empty()) return from_file(file);
+  if (!command.empty()) return from_command(command);
   if (SecretBytes env = from_environment(source.env); env.size()) return env;
   if (stdin_is_terminal())
     if (SecretBytes typed = from_terminal(source.prompt); typed.size()) return typed;
-  fail(ErrorCategory::usage, "no passphrase: set {}, or give --passphrase-file FILE or --passphrase-command CMD",
-       source.env);
+  std::string variables = source.env;
+  if (!source.file_env.empty()) variables += " (or " + source.file_env + ", " + source.command_env + ")";
+  fail(ErrorCategory::usage, "no passphrase: set {}, or give {} FILE or {} CMD", variables, source.file_option,
+       source.command_option);
 }
 
 SecretBytes read_new_passphrase(const PassphraseSource& source) {
-  if (source.file.empty() && source.command.empty() && !std::getenv(source.env.c_str()) && stdin_is_terminal()) {
+  if (!passphrase_given(source) && stdin_is_terminal()) {
     SecretBytes first = from_terminal(source.prompt);
     if (!first.size()) fail(ErrorCategory::usage, "no terminal to ask for the new passphrase");
     SecretBytes second = from_terminal("again: ");

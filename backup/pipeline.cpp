@@ -1,5 +1,7 @@
 #include "backup/pipeline.h"
 
+#include "core/interrupt.h"
+
 namespace arche::backup {
 
 Pipeline::Pipeline(unsigned threads, size_t max_in_flight)
@@ -15,6 +17,7 @@ void Pipeline::rethrow_locked() {
 }
 
 void Pipeline::submit(std::function<void()> job) {
+  interrupt::check();
   {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [this] { return in_flight_ < max_in_flight_ || error_; });
@@ -31,6 +34,7 @@ void Pipeline::submit(std::function<void()> job) {
       }
       if (!skip) {
         try {
+          interrupt::check();  // after Ctrl-C, queued work is dropped, not done
           job();
         } catch (...) {
           failure = std::current_exception();
@@ -53,6 +57,7 @@ void Pipeline::wait() {
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [this] { return in_flight_ == 0; });
   rethrow_locked();
+  interrupt::check();
 }
 
 }  // namespace arche::backup

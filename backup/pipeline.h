@@ -1,7 +1,8 @@
 // The parallel part of backups and restores: jobs run on a thread pool, and submit()
 // blocks while `max_in_flight` jobs are queued or running, so the producer (the
 // thread walking an image or a directory tree) never runs ahead of the workers and
-// memory stays bounded. The first failure stops new work and is rethrown.
+// memory stays bounded. The first failure stops new work and is rethrown; so does a
+// signal (core/interrupt.h): jobs not yet started are dropped.
 #pragma once
 
 #include <condition_variable>

@@ -63,7 +63,7 @@ RemoteUrl parse_remote_url(const std::string& url) {
   const size_t at_sign = authority.rfind('@');
   if (at_sign != std::string_view::npos && authority.substr(0, at_sign).find(':') != std::string_view::npos) {
     fail(ErrorCategory::usage,
-         "{}://...: the URL holds a password; give it through the environment or a file instead (docs/storage-remote.md)",
+         "{}://...: the URL holds a password; give it through the environment or a file instead (docs/storage.md)",
          out.scheme);
   }
   if (slash != std::string_view::npos) out.path = percent_decode(rest.substr(slash), url);
@@ -102,19 +102,6 @@ RemoteUrl parse_remote_url(const std::string& url) {
     out.port = static_cast<uint16_t>(value);
   }
   return out;
-}
-
-void check_object_name(std::string_view name, const std::string& location) {
-  bool ok = !name.empty() && name.size() <= 1024;
-  for (std::string_view rest = name; ok;) {
-    const size_t slash = rest.find('/');
-    const std::string_view part = rest.substr(0, slash);
-    ok = !part.empty() && part != "." && part != ".." &&
-         std::none_of(part.begin(), part.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
-    if (slash == std::string_view::npos) break;
-    rest = rest.substr(slash + 1);
-  }
-  if (!ok) fail(ErrorCategory::usage, "{}: '{}' is not a valid object name", location, name);
 }
 
 }  // namespace arche::backup

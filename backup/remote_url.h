@@ -2,7 +2,7 @@
 // the SFTP and S3 stores. Hosts may be names, IPv4 addresses or bracketed IPv6
 // addresses ("[::1]"); user and path are percent-decoded. A password in the URL
 // ("user:secret@host") is refused: it would sit in shell history and `ps`
-// (docs/storage-remote.md says where secrets come from instead).
+// (docs/storage.md says where secrets come from instead).
 #pragma once
 
 #include <cstdint>
@@ -28,9 +28,5 @@ RemoteUrl parse_remote_url(const std::string& url);
 
 // The scheme of `url` in lower case ("" when it has none: a local path).
 std::string url_scheme(const std::string& url);
-
-// Refuses an object name the Store contract does not allow (store.h: relative,
-// '/'-separated, no empty, "." or ".." component), with a usage error naming the store.
-void check_object_name(std::string_view name, const std::string& location);
 
 }  // namespace arche::backup

@@ -1,4 +1,5 @@
-// A backup repository: a directory of immutable files (docs/backup.md).
+// A backup repository: a set of immutable objects in a Store (store.h: a local
+// directory, an SFTP server, an S3 bucket) laid out as docs/backup.md says:
 //
 //   config           plain facts (repository id, format version) + sealed settings
 //   keys/<slot>      the master secret wrapped by a passphrase (key_slot.h)
@@ -6,12 +7,15 @@
 //   index/<hash>     which pack holds which chunk (index.h)
 //   snapshots/<hash> snapshot manifests (snapshot.h)
 //   locks/<id>       who is using the repository (lock.h)
+//   deletions/<id>   packs a prune marked for deletion (deletions.h)
 //
-// Files are written under a temporary name, fsynced and renamed; nothing is ever
-// modified in place. Index and snapshot files are named by the BLAKE2b-256 of their
-// (encrypted) bytes, packs and locks by random ids.
+// Every object is written whole and atomically and never modified in place; only
+// locks and deletion marks are replaced. Index and snapshot objects are named by the
+// BLAKE2b-256 of their (encrypted) bytes, packs and locks by random ids. Nothing in
+// backup/ touches paths of the repository: everything goes through the Store.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -19,14 +23,15 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "backup/crypto.h"
 #include "backup/frame.h"
 #include "backup/index.h"
 #include "backup/key_slot.h"
+#include "backup/store.h"
 #include "core/error.h"
-#include "core/file.h"
 
 namespace arche::backup {
 
@@ -58,16 +63,35 @@ std::vector<uint8_t> encode_config(const RepoConfigHeader& header, const RepoSet
 RepoConfigHeader decode_config_header(std::span<const uint8_t> data, const std::string& what);
 RepoSettings decode_config_settings(std::span<const uint8_t> data, const RepoKeys& keys, const std::string& what);
 
+// A pack object: its id (the file name) and size.
+struct PackObject {
+  Id id;
+  uint64_t size = 0;
+};
+
 class Repository {
  public:
-  // Creates a repository in `path` (which must not exist, or be an empty directory).
-  static void init(const std::string& path, std::span<const uint8_t> passphrase, const InitOptions& options);
+  // Creates a repository in an empty store: the key slot first, config last (a store
+  // with a config is a repository; one with only a key slot is an interrupted init,
+  // which init may redo).
+  static void init(Store& store, std::span<const uint8_t> passphrase, const InitOptions& options);
+  // A replica of `source` in an empty store: the same repository id, master secret and
+  // settings (its config, byte for byte) under a key slot of `passphrase`, so packs
+  // copied between them stay valid as they are (copy.h; docs/storage.md).
+  static void init_same_key(Store& store, const Repository& source, std::span<const uint8_t> passphrase,
+                            const KdfParams& kdf);
+  // The store a URL names, created (create_store), then init.
+  static void init(const std::string& url, std::span<const uint8_t> passphrase, const InitOptions& options);
   // Opens with a passphrase; a wrong one is one crypto error.
-  static std::unique_ptr<Repository> open(const std::string& path, std::span<const uint8_t> passphrase);
-  // Reads config's plain part only (no key needed).
-  static RepoConfigHeader read_header(const std::string& path);
+  static std::unique_ptr<Repository> open(std::shared_ptr<Store> store, std::span<const uint8_t> passphrase);
+  static std::unique_ptr<Repository> open(const std::string& url, std::span<const uint8_t> passphrase);
+  // Reads config's plain part only (no key needed): "not a repository" before a
+  // passphrase is asked for.
+  static RepoConfigHeader read_header(Store& store);
 
-  const std::string& root() const { return root_; }
+  Store& store() const { return *store_; }
+  // Where it is, for messages (the store's location).
+  const std::string& location() const { return location_; }
   const Id& id() const { return header_.repo_id; }
   const RepoConfigHeader& header() const { return header_; }
   const RepoKeys& keys() const { return *keys_; }
@@ -75,23 +99,29 @@ class Repository {
   // The name of the key slot the passphrase opened.
   const std::string& opened_slot() const { return opened_slot_; }
 
-  // --- files ------------------------------------------------------------------
-  std::string path_of(std::string_view dir, const std::string& name) const;
-  // Names in index/, snapshots/, locks/ or keys/ (temporary files excluded).
+  // --- objects ----------------------------------------------------------------
+  // Names in index/, snapshots/, locks/, keys/ or deletions/, sorted.
   std::vector<std::string> list_files(std::string_view dir) const;
+  // An object of one of those; one larger than such objects can be is corrupt.
   std::vector<uint8_t> read_file(std::string_view dir, const std::string& name) const;
   // Stores bytes under their content hash (durably); returns the name.
   std::string write_content_file(std::string_view dir, std::span<const uint8_t> bytes) const;
-  // Stores bytes under `name`, replacing an existing file atomically (durably).
+  // Stores bytes under `name`; with overwrite an existing object is replaced atomically.
   void write_named_file(std::string_view dir, const std::string& name, std::span<const uint8_t> bytes,
                         bool overwrite) const;
   void remove_file(std::string_view dir, const std::string& name) const;
+  // On a store whose listings lag (StoreCapabilities::listing_delay_ms), listings by
+  // this object wait until what it wrote or removed, and whatever was written before
+  // it was opened, shows in them: a restore right after a backup finds its snapshot.
+  // Writers that go to the store directly (packs) call note_write().
+  void note_write() const;
 
-  // Packs present in data/ (by their file names).
-  std::vector<Id> list_packs() const;
-  std::string pack_path(const Id& pack_id) const;
-  // Temporary files left by processes that died (a SIGKILLed backup): removes those
-  // whose process is gone on this host. Returns how many were removed.
+  // Packs present in data/.
+  std::vector<PackObject> list_packs() const;
+  std::unique_ptr<ObjectReader> open_pack_object(const Id& pack_id) const;
+  void remove_pack(const Id& pack_id) const;
+  // Temporary objects left by processes that died (a SIGKILLed backup): removes
+  // those the store can tell are dead. Returns how many were removed.
   size_t remove_dead_temp_files() const;
 
   // --- index ------------------------------------------------------------------
@@ -105,10 +135,30 @@ class Repository {
   const ChunkIndex& index() const { return index_; }
   const std::vector<std::string>& index_files() const { return index_files_; }
   const std::vector<PackInfo>& unindexed_packs() const { return unindexed_; }
+  // Packs a prune marked for deletion (deletions.h), as load_index found them: a
+  // backup does not adopt them.
+  const std::unordered_set<Id, IdHash>& marked_packs() const { return marked_; }
+  // After a backup has written its manifest: the packs its snapshot needs (those it
+  // wrote or adopted, `written`, and those of the loaded index it relied on:
+  // ChunkIndex::reference) when a prune beside it may have taken them out of the
+  // index, for one more index file; empty when every index file it loaded or wrote
+  // (`own_index`) is still there and no prune runs. (The prune deletes a marked pack
+  // only after this backup has ended, and not when an index lists it again.) A pack
+  // that is gone already is a busy error.
+  std::vector<PackInfo> packs_to_index_again(const std::vector<PackInfo>& written, const std::string& own_index,
+                                             bool prune_running);
+  // Index files load_index could not read (their packs then count as unindexed).
+  const std::vector<std::string>& unreadable_index_files() const { return unreadable_index_; }
+  // The error for a chunk the index does not know: it names `repair index` when
+  // packs exist that no readable index file lists, else a lost pack.
+  [[noreturn]] void fail_missing_chunk(const Id& id, const std::string& what) const;
   // Every pack of every index file (for check, prune, info).
   std::vector<PackInfo> read_all_index_files(std::vector<std::string>* names = nullptr) const;
   std::vector<PackInfo> read_index_file(const std::string& name) const;
   std::string write_index_file(const std::vector<PackInfo>& packs) const;
+  // The bytes write_index_file stores (its name is their content_hash): a copy of
+  // the repository elsewhere (tape) carries an index of just the packs it holds.
+  std::vector<uint8_t> seal_index_file(const std::vector<PackInfo>& packs) const;
 
   // --- blobs ------------------------------------------------------------------
   // Reads, authenticates and decompresses a blob. The result views `frame` or
@@ -116,8 +166,8 @@ class Repository {
   std::span<const uint8_t> read_blob(const Id& id, std::vector<uint8_t>& frame, std::vector<uint8_t>& scratch,
                                      const std::string& what);
   std::vector<uint8_t> read_blob(const Id& id, const std::string& what);
-  // The pack file, opened once and kept (a handful of descriptors at most).
-  std::shared_ptr<File> open_pack(uint32_t pack_number);
+  // The pack, opened once and kept (a handful of readers at most).
+  std::shared_ptr<ObjectReader> open_pack(uint32_t pack_number);
 
   // --- key slots --------------------------------------------------------------
   std::vector<std::pair<std::string, KeySlot>> key_slots() const;
@@ -126,8 +176,14 @@ class Repository {
 
  private:
   Repository() = default;
+  struct IndexReplaced {};  // an index file went away while being read
+  void load_index_once(bool adopt_unindexed);
+  void settle_listing() const;
 
-  std::string root_;
+  std::shared_ptr<Store> store_;
+  std::string location_;
+  int64_t listing_delay_ns_ = 0;                   // 0: listings are consistent
+  mutable std::atomic<int64_t> listed_after_ns_{0};  // steady clock: listings wait until then
   RepoConfigHeader header_;
   std::unique_ptr<RepoKeys> keys_;
   RepoSettings settings_;
@@ -135,8 +191,12 @@ class Repository {
   ChunkIndex index_;
   std::vector<std::string> index_files_;
   std::vector<PackInfo> unindexed_;
+  std::vector<std::string> unreadable_index_;
+  std::vector<std::pair<std::string, std::vector<Id>>> loaded_index_;  // index file -> its packs
+  std::unordered_set<Id, IdHash> marked_;
+  size_t unindexed_count_ = 0;  // packs present that no readable index file lists
   std::mutex packs_mutex_;
-  std::unordered_map<uint32_t, std::shared_ptr<File>> open_packs_;
+  std::unordered_map<uint32_t, std::shared_ptr<ObjectReader>> open_packs_;
 };
 
 }  // namespace arche::backup

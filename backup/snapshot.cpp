@@ -246,14 +246,15 @@ Snapshot read_snapshot(const Repository& repo, const std::string& id) {
   return s;
 }
 
-std::vector<Snapshot> load_snapshots(const Repository& repo, std::vector<std::string>* damaged) {
+std::vector<Snapshot> load_snapshots(const Repository& repo, std::vector<DamagedManifest>* damaged) {
   std::vector<Snapshot> all;
   for (const std::string& name : repo.list_files("snapshots")) {
     try {
       all.push_back(read_snapshot(repo, name));
     } catch (const Error& e) {
+      if (e.category() == ErrorCategory::not_found) continue;  // forgotten meanwhile
       if (!damaged) throw;
-      damaged->push_back(e.what());
+      damaged->push_back({name, e.what()});
     }
   }
   std::stable_sort(all.begin(), all.end(), [](const Snapshot& a, const Snapshot& b) {
@@ -262,7 +263,26 @@ std::vector<Snapshot> load_snapshots(const Repository& repo, std::vector<std::st
   return all;
 }
 
-const Snapshot& resolve_snapshot(const std::vector<Snapshot>& all, const std::string& ref) {
+namespace {
+bool is_id_prefix(const std::string& ref) {
+  return ref.size() >= 4 && ref.size() <= 64 &&
+         std::all_of(ref.begin(), ref.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+}  // namespace
+
+const DamagedManifest* find_damaged(const std::vector<DamagedManifest>& damaged, const std::string& ref) {
+  if (!is_id_prefix(ref)) return nullptr;
+  const DamagedManifest* found = nullptr;
+  for (const DamagedManifest& d : damaged)
+    if (d.id.compare(0, ref.size(), ref) == 0) {
+      if (found) fail(ErrorCategory::usage, "snapshot id prefix '{}' is ambiguous", ref);
+      found = &d;
+    }
+  return found;
+}
+
+const Snapshot& resolve_snapshot(const std::vector<Snapshot>& all, const std::string& ref,
+                                 const std::vector<DamagedManifest>& damaged) {
   if (ref == "latest") {
     if (all.empty()) fail(ErrorCategory::not_found, "the repository has no snapshots");
     return all.back();
@@ -277,14 +297,16 @@ const Snapshot& resolve_snapshot(const std::vector<Snapshot>& all, const std::st
   if (matches > 1)
     fail(ErrorCategory::usage, "{} snapshots are named '{}'; give one by its id (arche backup list)", matches, ref);
   if (found) return *found;
-  if (ref.size() >= 4 && ref.size() <= 64 &&
-      std::all_of(ref.begin(), ref.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
+  if (is_id_prefix(ref)) {
     for (const Snapshot& s : all)
       if (s.id.compare(0, ref.size(), ref) == 0) {
         if (found) fail(ErrorCategory::usage, "snapshot id prefix '{}' is ambiguous", ref);
         found = &s;
       }
     if (found) return *found;
+    if (const DamagedManifest* d = find_damaged(damaged, ref))
+      fail(ErrorCategory::corrupt, "snapshot {} is damaged and cannot be used: {} (arche backup repair snapshots removes it)",
+           d->id.substr(0, 8), d->error);
   }
   fail(ErrorCategory::not_found, "no snapshot named '{}' (arche backup list shows them)", ref);
 }

@@ -87,14 +87,26 @@ Snapshot snapshot_from_json(const Json& j, const std::string& what);
 std::vector<uint8_t> encode_snapshot_payload(const Snapshot& s);
 Snapshot decode_snapshot_payload(std::span<const uint8_t> data, const std::string& what);
 
+// A file in snapshots/ that is not a readable manifest (damaged, truncated, or not
+// an arche manifest at all). It hides nothing else: the other snapshots list and
+// restore; `repair snapshots` or `forget REPO::ID` removes it.
+struct DamagedManifest {
+  std::string id;     // the file name
+  std::string error;  // why it cannot be read
+};
+
 // Writes the manifest (durably); sets s.id.
 void write_snapshot(const Repository& repo, Snapshot& s);
 Snapshot read_snapshot(const Repository& repo, const std::string& id);
 // All snapshots, oldest first. Unreadable manifests are an error unless
-// `damaged` is given, which then collects their messages.
-std::vector<Snapshot> load_snapshots(const Repository& repo, std::vector<std::string>* damaged = nullptr);
-// By name, "latest", or an id prefix of at least 4 digits. not_found / usage errors.
-const Snapshot& resolve_snapshot(const std::vector<Snapshot>& all, const std::string& ref);
+// `damaged` is given, which then collects them.
+std::vector<Snapshot> load_snapshots(const Repository& repo, std::vector<DamagedManifest>* damaged = nullptr);
+// By name, "latest", or an id prefix of at least 4 digits. not_found / usage errors;
+// a prefix of a damaged manifest's id is a corrupt error that says so.
+const Snapshot& resolve_snapshot(const std::vector<Snapshot>& all, const std::string& ref,
+                                 const std::vector<DamagedManifest>& damaged = {});
+// The damaged manifest whose id starts with `ref` (at least 4 digits), or null.
+const DamagedManifest* find_damaged(const std::vector<DamagedManifest>& damaged, const std::string& ref);
 
 std::string format_time_ns(int64_t time_ns);  // local time, "2026-11-21 13:46:02"
 

@@ -5,12 +5,14 @@
 
 #include "backup/chunk_list.h"
 #include "backup/image_restore.h"
+#include "backup/lock.h"
 #include "backup/tree_store.h"
 #include "core/error.h"
 
 namespace arche::backup {
 
 RepoInfo repository_info(Repository& repo) {
+  RepoLock lock(repo, LockMode::shared, "backup info");
   RepoInfo info;
   std::vector<std::string> names;
   std::vector<PackInfo> packs = repo.read_all_index_files(&names);
@@ -26,12 +28,28 @@ RepoInfo repository_info(Repository& repo) {
         info.chunk_bytes += e.raw_length;
       }
   }
-  for (const Snapshot& s : load_snapshots(repo)) {
+  std::vector<DamagedManifest> damaged;
+  for (const Snapshot& s : load_snapshots(repo, &damaged)) {
     ++info.snapshots;
     info.logical_bytes += s.stats.total_bytes;
   }
+  info.damaged_snapshots = damaged.size();
   info.key_slots = repo.list_files("keys").size();
   return info;
+}
+
+SnapshotList list_snapshots(Repository& repo) {
+  RepoLock lock(repo, LockMode::shared, "backup list");
+  SnapshotList list;
+  list.snapshots = load_snapshots(repo, &list.damaged);
+  return list;
+}
+
+Snapshot find_snapshot(Repository& repo, const std::string& ref) {
+  RepoLock lock(repo, LockMode::shared, "backup info " + ref);
+  std::vector<DamagedManifest> damaged;
+  std::vector<Snapshot> all = load_snapshots(repo, &damaged);
+  return resolve_snapshot(all, ref, damaged);
 }
 
 namespace {
@@ -106,6 +124,18 @@ DiffResult diff_snapshots(Repository& repo, const Snapshot& a, const Snapshot& b
   if (!a.tree.empty() || !b.tree.empty())
     diff_trees(repo, a.tree.empty() ? nullptr : &a.tree, b.tree.empty() ? nullptr : &b.tree, "", out);
   return out;
+}
+
+SnapshotDiff diff_snapshots(Repository& repo, const std::string& a, const std::string& b) {
+  RepoLock lock(repo, LockMode::shared, "backup diff " + a + " " + b);
+  repo.load_index(/*adopt_unindexed=*/false);
+  std::vector<DamagedManifest> damaged;
+  std::vector<Snapshot> all = load_snapshots(repo, &damaged);
+  SnapshotDiff d;
+  d.a = resolve_snapshot(all, a, damaged);
+  d.b = resolve_snapshot(all, b, damaged);
+  d.changes = diff_snapshots(repo, d.a, d.b);
+  return d;
 }
 
 }  // namespace arche::backup

@@ -1,4 +1,5 @@
-// Repository figures for `info`, and `diff` between two snapshots.
+// What `list`, `info` and `diff` show, each under a shared lock: the snapshots,
+// repository figures, one snapshot, the changes between two snapshots.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,7 @@ namespace arche::backup {
 
 struct RepoInfo {
   uint64_t snapshots = 0;
+  uint64_t damaged_snapshots = 0;           // manifests that do not read
   uint64_t packs = 0, pack_bytes = 0;       // on disk
   uint64_t chunks = 0, chunk_bytes = 0;     // plaintext of every stored chunk
   uint64_t logical_bytes = 0;               // sum of what the snapshots hold
@@ -23,6 +25,14 @@ struct RepoInfo {
 };
 
 RepoInfo repository_info(Repository& repo);
+
+struct SnapshotList {
+  std::vector<Snapshot> snapshots;        // oldest first
+  std::vector<DamagedManifest> damaged;   // files in snapshots/ that do not read
+};
+SnapshotList list_snapshots(Repository& repo);
+// One snapshot by name, "latest" or id prefix.
+Snapshot find_snapshot(Repository& repo, const std::string& ref);
 
 struct DiffResult {
   struct FileChange {
@@ -39,5 +49,11 @@ struct DiffResult {
 };
 
 DiffResult diff_snapshots(Repository& repo, const Snapshot& a, const Snapshot& b);
+
+struct SnapshotDiff {
+  Snapshot a, b;
+  DiffResult changes;
+};
+SnapshotDiff diff_snapshots(Repository& repo, const std::string& a, const std::string& b);
 
 }  // namespace arche::backup

@@ -41,6 +41,10 @@ struct StoreCapabilities {
   bool consistent_listing = false;  // a listing after a write always shows it
   bool local = false;               // a directory of this machine (temp files of dead pids can be found)
   unsigned parallelism = 1;         // requests worth having in flight at once
+  // Without consistent_listing: the longest a finished write takes to appear in a
+  // listing. Locks wait this long between writing their object and listing the
+  // others (docs/storage.md "Locks").
+  unsigned listing_delay_ms = 0;
 };
 
 enum class WriteMode {
@@ -91,6 +95,16 @@ class Store {
   virtual std::unique_ptr<ObjectWriter> create(std::string_view name, WriteMode mode) = 0;
   // Removing a missing object is not an error (another process may have won the race).
   virtual void remove(std::string_view name) = 0;
+
+  // Leftovers of writers that died before commit(): temporary files of killed
+  // processes, incomplete uploads. `check` names them. Default: none can be seen.
+  virtual std::vector<ObjectInfo> list_temporaries() { return {}; }
+  // Removes those whose writer is certainly gone (a process of this machine that no
+  // longer exists) and returns them. Callers make sure no other machine is writing.
+  virtual std::vector<ObjectInfo> remove_dead_temporaries() { return {}; }
+  // The directory of a local store ("" for others): a file backup never backs the
+  // repository up into itself.
+  virtual std::string local_path() const { return {}; }
 };
 
 // Opens the store a repository URL names:
@@ -99,5 +113,14 @@ class Store {
 //   s3://[ACCESS@]host[:port]/bucket[/prefix]   (https; s3+http:// for a local endpoint)
 // Credentials never come from the URL's password part (docs/storage.md).
 std::unique_ptr<Store> open_store(const std::string& url);
+// Every store refuses, with a usage error naming `location`, an object name outside
+// the contract: relative, '/'-separated, at most 1024 bytes, no empty, "." or ".."
+// component, no control characters. (The repository's own names never start with a
+// '.': stores may keep their temporaries and probes under such names.)
+void check_object_name(std::string_view name, const std::string& location);
+
+// The same for a repository about to be made: a local directory is created (it must
+// not exist or be empty) with the layout's subdirectories.
+std::unique_ptr<Store> create_store(const std::string& url);
 
 }  // namespace arche::backup

@@ -1,7 +1,7 @@
 // The remote stores behind one call, for open_store() (store.h) to hand the URL
 // schemes it does not serve itself: sftp:// (SftpStore), s3:// and s3+http://
 // (S3Store). Configuration and secrets come from the environment
-// (docs/storage-remote.md).
+// (docs/storage.md).
 #pragma once
 
 #include <memory>

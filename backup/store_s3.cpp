@@ -313,7 +313,7 @@ StoreCapabilities S3Store::capabilities() const {
   StoreCapabilities caps;
   caps.atomic_rename = false;
   caps.exclusive_create = conditional_put();
-  caps.consistent_listing = true;  // AWS S3 since 2020-12, RGW always (docs/storage-remote.md)
+  caps.consistent_listing = true;  // AWS S3 since 2020-12, RGW always (docs/storage.md)
   caps.local = false;
   caps.parallelism = options_.parallelism;
   return caps;

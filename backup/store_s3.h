@@ -1,5 +1,5 @@
 // A repository in an S3 bucket (AWS S3, Ceph RADOS Gateway, MinIO, ...), through
-// libcurl and AWS Signature V4 (s3_sigv4.h). docs/storage-remote.md "S3" says what it
+// libcurl and AWS Signature V4 (s3_sigv4.h). docs/storage.md "S3" says what it
 // guarantees; in short:
 //
 //   URL         s3://[ACCESS@]host[:port]/bucket[/prefix]      https

@@ -1,6 +1,6 @@
 // A repository on an SFTP server (OpenSSH, a NAS, a rented storage box), through
 // libssh for the SSH transport and arche's own SFTP v3 client (sftp_client.h) for the
-// file protocol. docs/storage-remote.md "SFTP" says what it guarantees; in short:
+// file protocol. docs/storage.md "SFTP" says what it guarantees; in short:
 //
 //   URL         sftp://[user@]host[:port]/absolute/path
 //               sftp://[user@]host[:port]/~/path     relative to the login directory

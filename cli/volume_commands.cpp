@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "image/format.h"
 #include "volume/extract.h"
+#include "volume/listing.h"
 #include "volume/sandbox.h"
 #include "volume/volume_path.h"
 
@@ -74,17 +75,7 @@ void list_volumes(const Context& ctx, volume::Tree& tree, const std::string& fil
 void list_path(const Context& ctx, volume::Tree& tree, const std::string& file, const std::string& address) {
   volume::Location loc = volume::resolve(tree, 0, address);
   volume::Filesystem& fs = tree.filesystem(loc.volume);
-  const volume::FileStat st = fs.stat(loc.path);
-  std::vector<volume::DirEntry> entries;
-  std::string parent = loc.path;
-  if (st.type == volume::FileType::directory) {
-    entries = fs.list(loc.path);
-    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  } else {
-    const size_t slash = loc.path.rfind('/');
-    entries.push_back({loc.path.substr(slash + 1), st});
-    parent = slash == 0 ? "/" : loc.path.substr(0, slash);
-  }
+  auto [directory, parent, entries] = volume::list_path(fs, loc.path);
   const bool ntfs = fs.type() == "ntfs";
   std::vector<out::ListedEntry> listed;
   for (volume::DirEntry& e : entries) {
@@ -102,7 +93,7 @@ void list_path(const Context& ctx, volume::Tree& tree, const std::string& file, 
     listed.push_back(std::move(l));
   }
   out::show_listing(ctx, file, address, volume::volume_address(tree.volumes()[loc.volume]), fs.type(),
-                    st.type == volume::FileType::directory, listed);
+                    directory, listed);
 }
 
 void add_ls(CLI::App& group, Context& ctx) {

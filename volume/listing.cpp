@@ -1,5 +1,7 @@
 #include "volume/listing.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <ctime>
@@ -131,6 +133,20 @@ std::string entry_line(const DirEntry& e, const std::string& target) {
                                  fmt::format("{}:{}", s.uid, s.gid), s.size, local_minutes(s.mtime_ns), e.name);
   if (s.type == FileType::symlink) line += " -> " + target;
   return line;
+}
+
+PathListing list_path(Filesystem& fs, const std::string& path) {
+  const FileStat st = fs.stat(path);
+  PathListing out{st.type == FileType::directory, path, {}};
+  if (out.directory) {
+    out.entries = fs.list(path);
+    std::sort(out.entries.begin(), out.entries.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  } else {
+    const size_t slash = path.rfind('/');
+    out.entries.push_back({path.substr(slash + 1), st});
+    out.parent = slash == 0 ? "/" : path.substr(0, slash);
+  }
+  return out;
 }
 
 }  // namespace arche::volume

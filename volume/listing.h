@@ -28,6 +28,15 @@ std::vector<std::string> volume_lines(const Tree& tree, const std::vector<const 
 // `streams` the named data streams (NTFS).
 Json entry_json(const DirEntry& e, const std::string& path, const std::string& target,
                 const std::vector<std::string>& streams);
+// What a listing of `path` shows: a directory's entries sorted by name, or the one
+// entry a file is; `parent` is the directory the entries' names are relative to.
+struct PathListing {
+  bool directory = false;  // `path` is a directory (else the one entry is the file)
+  std::string parent;
+  std::vector<DirEntry> entries;
+};
+PathListing list_path(Filesystem& fs, const std::string& path);
+
 // "drwxr-xr-x  1000:1000      4096  2026-12-01 21:01  name -> target"
 std::string entry_line(const DirEntry& e, const std::string& target);
 

@@ -1,11 +1,19 @@
 #include "tests/backup/backup_test_util.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 
 #include <boost/filesystem.hpp>
 
 #include "backup/passphrase.h"
+
+extern char** environ;
 
 namespace arche::backup::test {
 
@@ -62,6 +70,73 @@ std::vector<std::string> files_below(const std::string& dir) {
 bool file_contains(const std::string& path, const std::string& needle) {
   std::vector<uint8_t> data = arche::test::read_file(path);
   return std::search(data.begin(), data.end(), needle.begin(), needle.end()) != data.end();
+}
+
+pid_t dead_pid() {
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  return child;
+}
+
+std::string rewrite_snapshot(const std::string& repo, const std::string& id,
+                             const std::function<void(Snapshot&)>& change) {
+  auto r = open_repo(repo);
+  Snapshot s = read_snapshot(*r, id);
+  change(s);
+  write_snapshot(*r, s);
+  if (s.id != id) r->remove_file("snapshots", id);
+  return s.id;
+}
+
+Background::Background(const std::vector<std::string>& args, const std::string& dir, bool program) {
+  std::vector<std::string> all;
+  if (!program) all.push_back(arche::test::arche_binary());
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  err_path_ = dir + "/background.err";
+  const std::string out_path = dir + "/background.out";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  int rc = ::posix_spawnp(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("posix_spawn failed");
+}
+
+Background::~Background() {
+  if (status_ < 0 && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    wait();
+  }
+}
+
+bool Background::signal(int sig) { return !finished() && ::kill(pid_, sig) == 0; }
+
+bool Background::finished() {
+  if (status_ >= 0) return true;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
+  status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return true;
+}
+
+int Background::wait() {
+  if (status_ >= 0) return status_;
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return status_;
+}
+
+std::string Background::err() const {
+  std::vector<uint8_t> data = arche::test::read_file(err_path_);
+  return std::string(data.begin(), data.end());
 }
 
 }  // namespace arche::backup::test

@@ -2,6 +2,9 @@
 // from the environment (as cron jobs give it), fixtures built at test time.
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include "backup/repository.h"
+#include "backup/snapshot.h"
+#include "core/file.h"
 #include "tests/common/test_util.h"
 
 namespace arche::backup::test {
@@ -39,6 +44,34 @@ bool same_content(const std::string& a, const std::string& b);
 std::vector<std::string> files_below(const std::string& dir);
 // True when `needle` occurs in the file.
 bool file_contains(const std::string& path, const std::string& needle);
+
+// A pid that belonged to a process of this machine that has exited.
+pid_t dead_pid();
+
+// Rewrites one snapshot's manifest (its id changes with its content): how tests give
+// snapshots other times or hosts than the machine's. Returns the new id.
+std::string rewrite_snapshot(const std::string& repo, const std::string& id,
+                             const std::function<void(Snapshot&)>& change);
+
+// `arche ARGS...` (with `program`: ARGS[0] from PATH with the rest) started in the
+// background, stdout and stderr to files in `dir`.
+class Background {
+ public:
+  Background(const std::vector<std::string>& args, const std::string& dir, bool program = false);
+  ~Background();
+  pid_t pid() const { return pid_; }
+  // Sends `sig`; returns false when the process had ended already.
+  bool signal(int sig);
+  // Waits; the exit code, or 128 + the signal that ended it.
+  int wait();
+  bool finished();  // without waiting
+  std::string err() const;
+
+ private:
+  pid_t pid_ = 0;
+  int status_ = -1;
+  std::string err_path_;
+};
 
 // A fixture with a fresh repository in a temporary directory, the passphrase in
 // the environment.

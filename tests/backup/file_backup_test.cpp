@@ -258,5 +258,50 @@ TEST_F(BackupFiles, SeveralPathsAndSingleFiles) {
   EXPECT_EQ(missing.exit_code, 66) << missing.err;
 }
 
+// Issue 9, point 6: holes are found with SEEK_DATA/SEEK_HOLE, not read.
+TEST_F(BackupFiles, SparseFilesAreReadByTheirDataAndRestoreSparse) {
+  const std::string sparse_dir = dir.file("sparse");
+  fs::create_directories(sparse_dir);
+  const std::string huge = sparse_dir + "/huge.img";
+  constexpr uint64_t kSize = uint64_t{100} << 30;
+  const std::vector<std::pair<uint64_t, uint8_t>> bytes{{0, 'a'}, {kSize / 2, 'b'}, {kSize - 1, 'c'}};
+  {
+    File f = File::open(huge, OpenMode::create_new);
+    f.truncate(kSize);
+    for (auto [at, b] : bytes) f.write_all(at, std::span(&b, 1));
+  }
+  // Holes shorter than a chunk are read as the zeros they are.
+  const std::string holes = sparse_dir + "/small-holes.img";
+  {
+    File f = File::open(holes, OpenMode::create_new);
+    f.truncate(8u << 20);
+    std::vector<uint8_t> block = arche::test::random_bytes(4096, 901);
+    for (uint64_t at = 0; at < (8u << 20); at += 512u << 10) f.write_all(at, block);
+  }
+  Json j = Json::parse(backup_ok({"create", repo + "::sparse", sparse_dir, "--json"}).out);
+  EXPECT_EQ(j["stats"]["total-bytes"].get<uint64_t>(), kSize + (8u << 20));
+  EXPECT_LT(j["stats"]["bytes-read"].get<uint64_t>(), (8u << 20) + (1u << 20)) << "the 100 GiB of holes were not read";
+  const std::string out = dir.file("out");
+  backup_ok({"restore", repo + "::sparse", "--to", out});
+  const std::string restored = out + huge;
+  File r = File::open(restored, OpenMode::read_only);
+  EXPECT_EQ(r.size(), kSize);
+  EXPECT_LT(r.allocated_bytes(), 1u << 20) << "restored sparse";
+  for (auto [at, b] : bytes) {
+    uint8_t got = 0;
+    r.read_exact(at, std::span(&got, 1));
+    EXPECT_EQ(got, b) << "at " << at;
+  }
+  uint8_t between = 1;
+  r.read_exact(kSize / 4, std::span(&between, 1));
+  EXPECT_EQ(between, 0);
+  EXPECT_TRUE(same_content(holes, out + holes));
+  CommandResult check = backup({"check", "--read-data", repo});
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+  // Unchanged on the next run: not read at all.
+  Json again = Json::parse(backup_ok({"create", repo + "::sparse2", sparse_dir, "--json"}).out);
+  EXPECT_EQ(again["stats"]["bytes-read"], 0u);
+}
+
 }  // namespace
 }  // namespace arche::backup::test

@@ -13,6 +13,7 @@
 #include "backup/pack.h"
 #include "backup/repository.h"
 #include "backup/snapshot.h"
+#include "backup/store_local.h"
 #include "backup/tree.h"
 #include "core/bytes.h"
 #include "core/error.h"
@@ -115,14 +116,13 @@ TEST(BackupObject, RoundTripsAndRefusesTamperingAndNewerVersions) {
 TEST(BackupPack, WriteReadFooterAndScanFrames) {
   TempDir dir;
   const std::string root = dir.path();
-  for (const char* d : {"/data"}) ASSERT_EQ(::mkdir((root + d).c_str(), 0700), 0);
+  LocalStore store(root);
   RepoKeys keys = RepoKeys::generate();
   Id repo_id = Id::random(), pack_id = Id::random();
-  ASSERT_EQ(::mkdir((root + "/data/" + pack_id.hex().substr(0, 2)).c_str(), 0700), 0);
   std::vector<std::vector<uint8_t>> blobs;
   PackInfo written;
   {
-    PackWriter w(root, pack_id, repo_id, keys);
+    PackWriter w(store, pack_id, repo_id, keys);
     for (int i = 0; i < 5; ++i) {
       blobs.push_back(random_bytes(1000 + 3000 * i, 10 + i));
       std::vector<uint8_t> buf(frame_bound(blobs.back().size()));
@@ -133,30 +133,36 @@ TEST(BackupPack, WriteReadFooterAndScanFrames) {
     written = w.finish();
   }
   const std::string path = root + "/" + pack_relative_path(pack_id);
-  File f = File::open(path, OpenMode::read_only);
-  PackInfo read = read_pack_index(f, pack_id, repo_id, keys);
+  std::unique_ptr<ObjectReader> f = store.open(pack_relative_path(pack_id));
+  PackInfo read = read_pack_index(*f, pack_id, repo_id, keys);
   ASSERT_EQ(read.entries.size(), 5u);
-  EXPECT_EQ(read.size, f.size());
+  EXPECT_EQ(read.size, f->size());
   for (size_t i = 0; i < 5; ++i) {
     EXPECT_EQ(read.entries[i].id, keys.chunk_id(blobs[i]));
     EXPECT_EQ(read.entries[i].raw_length, blobs[i].size());
   }
   // The pack belongs to its repository and its name.
-  EXPECT_EQ(category_of([&] { read_pack_index(f, pack_id, Id::random(), keys); }), ErrorCategory::corrupt);
-  EXPECT_EQ(category_of([&] { read_pack_index(f, Id::random(), repo_id, keys); }), ErrorCategory::corrupt);
+  EXPECT_EQ(category_of([&] { read_pack_index(*f, pack_id, Id::random(), keys); }), ErrorCategory::corrupt);
+  EXPECT_EQ(category_of([&] { read_pack_index(*f, Id::random(), repo_id, keys); }), ErrorCategory::corrupt);
   // Streaming: every frame is found without the footer.
   size_t found = 0;
-  scan_pack_frames(f, [&](const FrameHeader& h, uint64_t offset, std::span<uint8_t>) {
+  scan_pack_frames(*f, "pack", [&](const FrameHeader& h, uint64_t offset, std::span<uint8_t>) {
     EXPECT_EQ(h.id, read.entries[found].id);
     EXPECT_EQ(offset, read.entries[found].offset);
     ++found;
   });
   EXPECT_EQ(found, 5u);
   // Truncated: the trailer is gone and that is said.
-  f = File();
+  f.reset();
   ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(read.size - 10)), 0);
-  File g = File::open(path, OpenMode::read_only);
-  EXPECT_EQ(category_of([&] { read_pack_index(g, pack_id, repo_id, keys); }), ErrorCategory::corrupt);
+  std::unique_ptr<ObjectReader> g = store.open(pack_relative_path(pack_id));
+  EXPECT_EQ(category_of([&] { read_pack_index(*g, pack_id, repo_id, keys); }), ErrorCategory::corrupt);
+  // A writer that is not committed leaves nothing behind.
+  {
+    PackWriter unfinished(store, Id::random(), repo_id, keys);
+  }
+  EXPECT_EQ(store.list("data/").size(), 1u);
+  EXPECT_TRUE(store.list_temporaries().empty());
 }
 
 TEST(BackupPack, TrailerAndFooterDecodersRejectImpossibleLayouts) {

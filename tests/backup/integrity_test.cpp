@@ -72,7 +72,7 @@ std::pair<std::string, uint64_t> locate(const std::string& repo, std::span<const
   Id id = r->keys().chunk_id(data);
   auto where = r->index().find(id);
   if (!where) throw std::runtime_error("chunk not found");
-  return {r->pack_path(r->index().pack_id(where->pack)), where->offset + where->length / 2};
+  return {repo + "/" + pack_relative_path(r->index().pack_id(where->pack)), where->offset + where->length / 2};
 }
 
 void flip_bit(const std::string& path, uint64_t offset) {
@@ -171,7 +171,8 @@ TEST_F(BackupIntegrity, TruncatedAndDamagedRepositoryFilesGiveClearErrors) {
   CommandResult list = backup({"list", repo});
   EXPECT_EQ(list.exit_code, 2);
   EXPECT_NE(list.err.find("snapshot"), std::string::npos);
-  EXPECT_EQ(lines(list.out), 2u) << "header and the readable snapshot: " << list.out;
+  EXPECT_EQ(lines(list.out), 3u) << "header, the readable snapshot and the damaged one: " << list.out;
+  EXPECT_NE(list.out.find("DAMAGED"), std::string::npos) << list.out;
   EXPECT_EQ(backup({"check", repo}).exit_code, 2);
 
   // A truncated pack: check names it, restoring from it fails with one line.

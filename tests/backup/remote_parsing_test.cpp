@@ -7,6 +7,7 @@
 
 #include "backup/remote_retry.h"
 #include "backup/remote_url.h"
+#include "backup/store.h"
 #include "backup/s3_credentials.h"
 #include "backup/s3_http.h"
 #include "backup/s3_xml.h"
@@ -68,7 +69,7 @@ TEST(RemoteUrl, RefusesMalformed) {
 }
 
 TEST(RemoteUrl, ObjectNames) {
-  for (const char* good : {"config", "data/ab/abcdef", "keys/1", ".hidden"}) {
+  for (const char* good : {"config", "data/ab/abcdef", "keys/1", ".hidden", "a.b/c."}) {
     EXPECT_NO_THROW(check_object_name(good, "store")) << good;
   }
   for (const char* bad : {"", "/abs", "a//b", "a/../b", "..", "a/.", "data/", "x\ny"}) {

@@ -23,9 +23,9 @@ grep -q 'kVersion\[\] = "@PROJECT_VERSION@"' core/version.h.in || fail "core/ver
 hits=$(grep -n 'cluster_bits_ + l2_bits_\|& ((1ull << l2_bits_) - 1)' image/qcow2/*.cpp || true)
 [ -z "$hits" ] || fail "qcow2 index arithmetic outside l1_index()/l2_index(): $hits"
 
-# Concerns apart: the image, volume and raid commands parse and call the library;
+# Concerns apart: the image, volume, raid and tape commands parse and call the library;
 # what they print is shaped in cli/<group>_output.cpp.
-for g in image volume raid; do
+for g in image volume raid tape; do
   grep -q 'print_json\|std::printf\|std::puts\|std::fputs\|say(' cli/${g}_commands.cpp &&
     fail "cli/${g}_commands.cpp prints; printing belongs in cli/${g}_output.cpp"
 done

@@ -1,0 +1,180 @@
+#include "backup/copy.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "backup/lock.h"
+#include "backup/pack.h"
+#include "backup/snapshot.h"
+#include "backup/used_blobs.h"
+#include "core/bytes.h"
+#include "core/crc32c.h"
+#include "core/error.h"
+#include "core/interrupt.h"
+
+namespace arche::backup {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kCopyPiece = 4u << 20;
+
+void require_replica(const Repository& src, const Repository& dst) {
+  const bool same_id = src.id() == dst.id();
+  const bool same_key = sodium_memcmp(src.keys().master().data(), dst.keys().master().data(), kKeySize) == 0;
+  if (!same_id || !same_key)
+    fail(ErrorCategory::unsupported,
+         "{} and {} are different repositories (another id or key): copy needs a destination made by "
+         "`arche backup init {} --same-key-as {}`",
+         src.location(), dst.location(), dst.location(), src.location());
+}
+
+// The selected snapshots of `all` (oldest first), each once.
+std::vector<Snapshot> select_snapshots(const std::vector<Snapshot>& all, const CopyOptions& options) {
+  std::vector<Snapshot> out;
+  if (options.snapshots.empty()) {
+    out = all;
+  } else {
+    std::set<std::string> ids;
+    for (const std::string& ref : options.snapshots) ids.insert(resolve_snapshot(all, ref).id);
+    for (const Snapshot& s : all)
+      if (ids.count(s.id)) out.push_back(s);
+  }
+  if (options.last && out.size() > options.last) out.erase(out.begin(), out.end() - static_cast<ptrdiff_t>(options.last));
+  return out;
+}
+
+// Sends one pack object as it is, checking the CRC32C its trailer records over every
+// byte before it: a pack damaged in the source store is refused, never copied.
+void send_pack(Repository& src, Repository& dst, const PackInfo& pack, const CopyOptions& options, Clock::time_point start,
+               uint64_t& sent, uint64_t total) {
+  const std::string name = pack_relative_path(pack.id);
+  const std::string what = src.location() + "/" + name;
+  std::unique_ptr<ObjectReader> in = src.open_pack_object(pack.id);
+  const uint64_t size = in->size();
+  if (size != pack.size)
+    fail(ErrorCategory::corrupt, "{}: {} bytes, the index says {} (arche backup check names the damage)", what, size,
+         pack.size);
+  if (size < kPackTrailerSize) fail(ErrorCategory::corrupt, "{}: truncated pack", what);
+  std::vector<uint8_t> buffer(kPackTrailerSize);
+  in->read(size - kPackTrailerSize, buffer);
+  const PackTrailer trailer = decode_pack_trailer(buffer, size, what);
+  std::unique_ptr<ObjectWriter> out = dst.store().create(name, WriteMode::create);
+  uint32_t crc = 0;
+  const uint64_t body = size - kPackTrailerSize;
+  for (uint64_t offset = 0; offset < size;) {
+    interrupt::check();
+    const uint64_t n = std::min<uint64_t>(kCopyPiece, size - offset);
+    buffer.resize(n);
+    in->read(offset, buffer);
+    if (offset < body) crc = crc32c(crc, buffer.data(), std::min<uint64_t>(n, body - offset));
+    if (offset + n == size && trailer.crc != crc)
+      fail(ErrorCategory::corrupt, "{}: pack checksum mismatch (damaged in the source store)", what);
+    out->append(buffer);
+    offset += n;
+    sent += n;
+    if (options.bwlimit) {
+      const auto due = start + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(static_cast<double>(sent) / options.bwlimit));
+      std::this_thread::sleep_until(due);
+    }
+  }
+  out->commit();
+  dst.note_write();
+  if (options.progress) options.progress(sent, total);
+}
+
+}  // namespace
+
+CopyReport copy_snapshots(Repository& src, Repository& dst, const CopyOptions& options) {
+  const auto started = Clock::now();
+  require_replica(src, dst);
+  RepoLock src_lock(src, LockMode::shared, "backup copy to " + dst.location());
+  RepoLock dst_lock(dst, LockMode::shared, "backup copy from " + src.location());
+  CopyReport report;
+
+  const std::vector<Snapshot> selected = select_snapshots(load_snapshots(src), options);
+  std::vector<DamagedManifest> damaged;
+  std::map<std::string, std::string> dst_names;  // name -> id
+  for (const Snapshot& s : load_snapshots(dst, &damaged)) dst_names[s.name] = s.id;
+  std::vector<const Snapshot*> to_copy;
+  for (const Snapshot& s : selected) {
+    auto it = dst_names.find(s.name);
+    if (it != dst_names.end() && it->second != s.id)
+      fail(ErrorCategory::exists, "{} holds another snapshot named '{}' ({}): nothing was copied", dst.location(), s.name,
+           it->second.substr(0, 8));
+    const bool present = it != dst_names.end();
+    report.snapshots.push_back({s.name, s.id, present});
+    if (!present) to_copy.push_back(&s);
+  }
+
+  // Which chunks the snapshots need, which of those the destination lacks, and the
+  // source packs that hold them.
+  src.load_index(/*adopt_unindexed=*/false);
+  dst.load_index(/*adopt_unindexed=*/!options.dry_run);
+  UsedBlobs used(src);
+  for (const Snapshot* s : to_copy) used.add_snapshot(*s);
+  const std::vector<Id> needed = used.take();
+  report.needed_blobs = needed.size();
+  std::set<Id> pack_ids;
+  for (const Id& id : needed) {
+    if (dst.index().reference(id)) continue;
+    ++report.missing_blobs;
+    const std::optional<ChunkIndex::Location> where = src.index().find(id);
+    if (!where) src.fail_missing_chunk(id, "backup copy");
+    pack_ids.insert(src.index().pack_id(where->pack));
+  }
+  std::vector<PackInfo> packs;
+  for (PackInfo& p : src.read_all_index_files())
+    if (pack_ids.erase(p.id)) packs.push_back(std::move(p));
+  if (!pack_ids.empty())
+    fail(ErrorCategory::corrupt, "{}: the index changed while it was read; run the copy again", src.location());
+  report.packs = packs.size();
+  for (const PackInfo& p : packs) report.pack_bytes += p.size;
+  report.adopted_packs = dst.unindexed_packs().size();
+  if (options.dry_run) {
+    report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    return report;
+  }
+
+  // Packs durable, then the index that lists them, then the manifests that need both.
+  uint64_t sent = 0;
+  const auto send_start = Clock::now();
+  std::vector<PackInfo> indexed;
+  for (const PackInfo& p : packs) {
+    // A pack that is there already (a prune at the destination marked it for
+    // deletion, so it was not in the index) is the same object: listed again, not sent.
+    if (!dst.store().stat(pack_relative_path(p.id))) send_pack(src, dst, p, options, send_start, sent, report.pack_bytes);
+    indexed.push_back(p);
+  }
+  for (const PackInfo& p : dst.unindexed_packs()) indexed.push_back(p);
+  dst_lock.ensure_fresh();
+  const std::string own_index = indexed.empty() ? std::string() : dst.write_index_file(indexed);
+  std::vector<std::string> written;
+  try {
+    for (const Snapshot* s : to_copy) {
+      dst_lock.ensure_fresh();
+      const std::string id = dst.write_content_file("snapshots", src.read_file("snapshots", s->id));
+      if (id != s->id) fail(ErrorCategory::corrupt, "{}: snapshot {} changed while it was copied", src.location(), s->name);
+      written.push_back(id);
+    }
+    // As after a backup: a prune beside the copy may have taken packs the snapshots
+    // need out of the index; they are listed again, after the manifests.
+    std::vector<PackInfo> again = dst.packs_to_index_again(indexed, own_index, dst_lock.maintenance_beside());
+    if (!again.empty()) dst.write_index_file(again);
+  } catch (...) {
+    for (const std::string& id : written) dst.remove_file("snapshots", id);  // none that cannot be restored
+    throw;
+  }
+  report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  return report;
+}
+
+}  // namespace arche::backup

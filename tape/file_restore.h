@@ -1,0 +1,32 @@
+// `arche tape restore-file`: one path of a file backup out of a media set, reading
+// only the tape files that hold what it needs (acceptance 7 of issue 14). Two
+// passes over the tapes: first the snapshot archive and the packs holding the
+// snapshot's trees and chunk lists (the catalog names them: metadata packs), into a
+// scratch repository in a temporary directory; with the passphrase the tree is
+// walked to PATH and its chunks give the packs to read in the second pass. Then
+// backup's own file restore writes PATH below DIR, with its metadata.
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "backup/file_restore.h"
+#include "tape/catalog.h"
+#include "tape/library.h"
+#include "tape/tape_read.h"
+
+namespace arche::tape {
+
+struct TapeFileRestoreReport {
+  std::string snapshot_id, snapshot_name, path, target;
+  ReadReport first, second;  // the metadata pass and the data pass
+  uint64_t set_files = 0;    // archive files the media set has (for comparison)
+  uint64_t packs_needed = 0;
+  backup::FileRestoreStats stats;
+};
+
+TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& catalog, const std::string& snapshot_ref,
+                                             const std::string& path, const std::string& target,
+                                             std::span<const uint8_t> passphrase, Progress* progress = nullptr);
+
+}  // namespace arche::tape
