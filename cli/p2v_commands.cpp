@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <boost/filesystem.hpp>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "cli/command.h"
 #include "cli/p2v_output.h"
 #include "convert/p2v_image.h"
+#include "convert/p2v_network.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "image/format.h"
@@ -73,12 +75,89 @@ void add_image(CLI::App& group, Context& ctx) {
   });
 }
 
+// The token: --token, else --token-file, else $ARCHE_P2V_TOKEN (which is taken out
+// of the environment: programs arche starts do not see it).
+convert::Token read_token(const std::string& option, const std::string& file) {
+  if (!option.empty()) return convert::Token::parse(option);
+  if (!file.empty()) {
+    File f = File::open(file, OpenMode::read_only);
+    std::string text(f.size(), '\0');
+    f.read_exact(0, std::span(reinterpret_cast<uint8_t*>(text.data()), text.size()));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    return convert::Token::parse(text);
+  }
+  if (const char* env = std::getenv("ARCHE_P2V_TOKEN")) {
+    const std::string text = env;
+    ::unsetenv("ARCHE_P2V_TOKEN");
+    return convert::Token::parse(text);
+  }
+  fail(ErrorCategory::usage, "the receiver's token is needed: --token, --token-file or $ARCHE_P2V_TOKEN");
+}
+
+void add_send(CLI::App& group, Context& ctx) {
+  auto* cmd = group.add_subcommand(
+      "send", "Stream disks to `p2v receive` on the virtualisation host: used blocks only, encrypted, resumable");
+  struct Args {
+    std::vector<std::string> sources;
+    std::string to, token, token_file;
+    unsigned retries = 10;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("source", a->sources, "Disks of one server: /dev/sda, or image files")->required();
+  cmd->add_option("--to", a->to, "HOST:PORT the receiver listens on")->required();
+  cmd->add_option("--token", a->token, "The one-time token `p2v receive` printed (or --token-file, $ARCHE_P2V_TOKEN)");
+  cmd->add_option("--token-file", a->token_file, "A file holding the token");
+  cmd->add_option("--retries", a->retries, "Reconnections after a dropped connection (default 10)");
+  add_json_flag(cmd, ctx);
+  cmd->footer("Run it again after it gave up: the receiver goes on where each disk stopped.");
+  cmd->callback([&ctx, a] {
+    std::unique_ptr<volume::Sandbox> sandbox = volume::Sandbox::start();
+    convert::SendOptions o;
+    o.to = convert::parse_host_port(a->to);
+    o.token = read_token(a->token, a->token_file);
+    o.retries = a->retries;
+    convert::Sources sources = convert::open_sources(a->sources);
+    ctx.if_interrupted = "the receiver keeps what it received: run the same send again to go on";
+    const convert::SendResult r = convert::send_disks(*sandbox, sources, o);
+    p2v_output::show_sent(ctx, r, a->to);
+  });
+}
+
+void add_receive(CLI::App& group, Context& ctx) {
+  auto* cmd = group.add_subcommand(
+      "receive", "Receive disks from `p2v send` into images in a directory; prints the one-time token");
+  struct Args {
+    std::string listen, dir, format = "qcow2";
+    bool overwrite = false;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--listen", a->listen, "ADDR:PORT to listen on (port 0: any free port, printed)")->required();
+  cmd->add_option("--dir", a->dir, "Directory for the images (NAME.FORMAT per disk)")->required();
+  cmd->add_option("-O,--target-format", a->format, "qcow2 (default), raw, vhdx");
+  cmd->add_flag("--overwrite", a->overwrite, "Replace images that exist");
+  add_json_flag(cmd, ctx);
+  cmd->footer("Ends when the sender has sent all its disks. Dropped connections and wrong tokens are waited past.");
+  cmd->callback([&ctx, a] {
+    convert::ReceiveOptions o;
+    o.dir = a->dir;
+    o.format = a->format;
+    o.overwrite = a->overwrite;
+    convert::Receiver receiver(convert::parse_host_port(a->listen), o);
+    p2v_output::show_listening(ctx, receiver.address(), receiver.token().text());
+    ctx.if_interrupted = "what was received stays beside the images (.NAME.p2v-part): a new receive goes on with it";
+    const convert::ReceiveResult r = receiver.run();
+    p2v_output::show_received(ctx, r);
+  });
+}
+
 }  // namespace
 
 void register_p2v_commands(CLI::App& app, Context& ctx) {
-  auto* group = app.add_subcommand("p2v", "Physical servers into virtual machines: image their disks");
+  auto* group = app.add_subcommand("p2v", "Physical servers into virtual machines: image their disks, locally or over the network");
   group->require_subcommand(1);
   add_image(*group, ctx);
+  add_send(*group, ctx);
+  add_receive(*group, ctx);
 }
 
 }  // namespace arche::cli

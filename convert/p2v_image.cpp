@@ -36,6 +36,48 @@ Sources open_sources(const std::vector<std::string>& paths) {
   return s;
 }
 
+void read_selected(image::BlockDevice& source, const DiskMap& plan, uint64_t from, Progress& progress,
+                   const EmitRun& emit, const std::function<void(uint64_t position)>& done_below) {
+  std::vector<uint8_t> buffer(kChunk);
+  // Ranges come sorted, so the runs go front to back (a streamOptimized VMDK needs
+  // that), and each non-zero run is one call.
+  for (const volume::ByteRange& r : plan.ranges) {
+    if (r.offset + r.length <= from) {
+      progress.add(r.length);
+      continue;
+    }
+    uint64_t pos = r.offset;
+    if (pos < from) {
+      progress.add(from - pos);
+      pos = from;
+    }
+    while (pos < r.offset + r.length) {
+      interrupt::check();
+      const uint64_t n = std::min(kChunk, r.offset + r.length - pos);
+      std::span<uint8_t> data(buffer.data(), n);
+      source.read(pos, data);
+      for (uint64_t at = 0; at < n;) {
+        const uint64_t len = std::min(kBlock - (pos + at) % kBlock, n - at);
+        if (all_zero(data.subspan(at, len))) {
+          at += len;
+          continue;
+        }
+        uint64_t end = at + len;
+        while (end < n) {
+          const uint64_t m = std::min(kBlock, n - end);
+          if (all_zero(data.subspan(end, m))) break;
+          end += m;
+        }
+        emit(pos + at, data.subspan(at, end - at));
+        at = end;
+      }
+      progress.add(n);
+      pos += n;
+      done_below(pos);
+    }
+  }
+}
+
 ImagedDisk write_image(image::BlockDevice& source, const DiskMap& plan, const std::string& target,
                        const ImageOptions& options, Progress& progress) {
   ImagedDisk out;
@@ -60,35 +102,12 @@ ImagedDisk write_image(image::BlockDevice& source, const DiskMap& plan, const st
     o.open_backing = false;
     o.no_barriers = true;  // a temporary name: made durable once, below
     std::unique_ptr<image::BlockDevice> image = image::open_image(pending.temp_path(), o);
-    std::vector<uint8_t> buffer(kChunk);
-    // Ranges come sorted, so the writes go front to back (a streamOptimized VMDK
-    // needs that), and each non-zero run is one write.
-    for (const volume::ByteRange& r : plan.ranges) {
-      for (uint64_t pos = r.offset; pos < r.offset + r.length;) {
-        interrupt::check();
-        const uint64_t n = std::min(kChunk, r.offset + r.length - pos);
-        std::span<uint8_t> data(buffer.data(), n);
-        source.read(pos, data);
-        for (uint64_t at = 0; at < n;) {
-          const uint64_t len = std::min(kBlock - (pos + at) % kBlock, n - at);
-          if (all_zero(data.subspan(at, len))) {
-            at += len;
-            continue;
-          }
-          uint64_t end = at + len;
-          while (end < n) {
-            const uint64_t m = std::min(kBlock, n - end);
-            if (all_zero(data.subspan(end, m))) break;
-            end += m;
-          }
-          image->write(pos + at, data.subspan(at, end - at));
-          out.written += end - at;
-          at = end;
-        }
-        progress.add(n);
-        pos += n;
-      }
-    }
+    read_selected(source, plan, 0, progress,
+                  [&](uint64_t offset, std::span<const uint8_t> data) {
+                    image->write(offset, data);
+                    out.written += data.size();
+                  },
+                  [](uint64_t) {});
     image->flush();  // a sequential format completes its stream here
   }
   pending.commit(options.durable);

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,16 @@ struct ImagedDisk {
   uint64_t written = 0;   // of those, bytes that were not zeros and were written
   uint64_t file_bytes = 0;  // space the image occupies
 };
+
+// Reads `plan`'s ranges of `source` from disk offset `from` on, front to back, and
+// calls `emit(offset, data)` for every run of 4 KiB blocks that are not all zeros
+// (the zeros stay holes) and `done_below(position)` after every chunk read: all of
+// the plan below `position` has then been emitted. `progress` counts bytes read.
+// Resuming from a `done_below` position gives the same calls as the run that
+// reached it, so a resumed image is written exactly as an uninterrupted one.
+using EmitRun = std::function<void(uint64_t offset, std::span<const uint8_t> data)>;
+void read_selected(image::BlockDevice& source, const DiskMap& plan, uint64_t from, Progress& progress,
+                   const EmitRun& emit, const std::function<void(uint64_t position)>& done_below);
 
 // Copies `plan`'s ranges of `source` into a new image at `target`. `progress`
 // counts the bytes read.
