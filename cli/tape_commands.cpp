@@ -195,6 +195,42 @@ void add_restore_file(CLI::App& group, Context& ctx) {
   });
 }
 
+void add_restore_image(CLI::App& group, Context& ctx) {
+  auto* cmd = group.add_subcommand(
+      "restore-image", "Restore one image of an image backup from tape to a file, reading only the tape files it needs");
+  struct Args {
+    Common c;
+    std::string snapshot, image, to;
+    backup::ImageRestoreOptions options;
+    PassArgs pass;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--snapshot", a->snapshot, "Name (the newest of that name) or id prefix")->required();
+  cmd->add_option("--image", a->image, "The image to restore (its file name at backup time; default: the only one)");
+  cmd->add_option("--to", a->to, "The file (or, with --overwrite, block device) to write")->required();
+  cmd->add_option("-O,--output-format", a->options.format, "Format of the restored image: raw or qcow2")
+      ->check(CLI::IsMember({"raw", "qcow2"}))
+      ->capture_default_str();
+  cmd->add_flag("--overwrite", a->options.overwrite, "Replace an existing file (and allow writing onto a block device)");
+  cmd->add_flag("--sync", a->options.sync, "fsync the restored image before it appears under its name");
+  add_common(cmd, a->c, true);
+  backup_cli::add_passphrase_options(cmd, a->pass);
+  add_json_flag(cmd, ctx);
+  cmd->callback([&ctx, a] {
+    backup_cli::quiet_if_json(ctx);
+    tape::CatalogFileStore disk(catalog_dir(a->c));
+    const tape::Catalog catalog = disk.load();
+    auto lib = library(a->c);
+    backup::SecretBytes secret =
+        backup::read_passphrase(backup_cli::passphrase_source(a->pass, "tape snapshot " + a->snapshot));
+    Progress progress("tape restore-image", 0);
+    const tape::TapeImageRestoreReport r = tape::restore_image_from_tape(*lib, catalog, a->snapshot, a->image, a->to,
+                                                                         a->options, secret.span(), &progress);
+    progress.finish();
+    out::show_image_restored(ctx, r, a->options.format);
+  });
+}
+
 void add_catalog(CLI::App& group, Context& ctx) {
   auto* cat = group.add_subcommand("catalog", "The tape catalog");
   cat->require_subcommand(1);
@@ -237,7 +273,7 @@ void add_verify(CLI::App& group, Context& ctx) {
 
 void register_tape_commands(CLI::App& app, Context& ctx) {
   CLI::App* group =
-      app.add_subcommand("tape", "Tapes: label, status, backup, list, restore, restore-file, catalog rebuild, verify");
+      app.add_subcommand("tape", "Tapes: label, status, backup, list, restore, restore-file, restore-image, catalog rebuild, verify");
   group->require_subcommand(1);
   add_label(*group, ctx);
   add_status(*group, ctx);
@@ -245,6 +281,7 @@ void register_tape_commands(CLI::App& app, Context& ctx) {
   add_list(*group, ctx);
   add_restore(*group, ctx);
   add_restore_file(*group, ctx);
+  add_restore_image(*group, ctx);
   add_catalog(*group, ctx);
   add_verify(*group, ctx);
 }
