@@ -92,12 +92,16 @@ void add_backup(CLI::App& group, Context& ctx) {
   auto c = std::make_shared<Common>();
   auto targets = std::make_shared<std::vector<std::string>>();
   auto o = std::make_shared<tape::TapeBackupOptions>();
-  auto archive = std::make_shared<std::string>(), record = std::make_shared<std::string>();
+  auto archive = std::make_shared<std::string>(), record = std::make_shared<std::string>(),
+       every = std::make_shared<std::string>();
   auto pass = std::make_shared<PassArgs>();
   cmd->add_option("snapshots", *targets, "REPO::NAME (name, latest or id prefix), one or more of one repository")
       ->required();
   cmd->add_option("--pool", o->set.pool, "The media pool")->required();
   cmd->add_flag("--new-set", o->set.new_set, "Start a new media set (default: continue the pool's current one)");
+  cmd->add_option("--new-set-every", *every,
+                  "Start a new media set with the first backup of each day, week (from Monday) or month")
+      ->check(CLI::IsMember({"day", "week", "month"}));
   cmd->add_option("--retention", o->set.retention_days,
                   "Days after its last write before a new set's tapes may be overwritten")
       ->capture_default_str();
@@ -106,7 +110,7 @@ void add_backup(CLI::App& group, Context& ctx) {
   add_common(cmd, *c, true);
   backup_cli::add_passphrase_options(cmd, *pass);
   add_json_flag(cmd, ctx);
-  cmd->callback([&ctx, c, targets, o, archive, record, pass] {
+  cmd->callback([&ctx, c, targets, o, archive, record, every, pass] {
     backup_cli::quiet_if_json(ctx);
     std::string repo_url;
     std::vector<std::string> names;
@@ -117,6 +121,7 @@ void add_backup(CLI::App& group, Context& ctx) {
       names.push_back(name);
     }
     if (!archive->empty()) o->archive_size = parse_size(*archive, "archive size");
+    if (!every->empty()) o->set.new_set_every = tape::parse_new_set_every(*every);
     if (!record->empty()) o->set.record_size = static_cast<uint32_t>(parse_size(*record, "record size"));
     o->set.now = now();
     auto repo = backup_cli::open_repo(repo_url, *pass);
