@@ -30,7 +30,8 @@ class ParallelStoreWriter {
   // writers wait for it; its error is rethrown by write() or finish().
   ParallelStoreWriter(std::shared_future<std::shared_ptr<backup::Store>> store, unsigned threads,
                       size_t max_queued);
-  // Waits for the writes in flight; their errors are dropped (call finish()).
+  // Writes what is still queued (whole objects only), then stops; errors are dropped
+  // here (call finish() to see them).
   ~ParallelStoreWriter();
   ParallelStoreWriter(const ParallelStoreWriter&) = delete;
   ParallelStoreWriter& operator=(const ParallelStoreWriter&) = delete;
