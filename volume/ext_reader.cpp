@@ -325,7 +325,7 @@ class ExtFilesystem final : public Filesystem {
       s += static_cast<int64_t>(*extra & 3) << 32;
       ns = *extra >> 2;
     }
-    return s * 1000000000 + ns;
+    return saturated_ns(static_cast<__int128>(s) * 1000000000 + ns);
   }
 
   FileStat stat_of(const Node& n) const {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -39,6 +40,14 @@ struct FileStat {
   int64_t atime_ns = 0, mtime_ns = 0, ctime_ns = 0;  // unix epoch, nanoseconds
   std::optional<int64_t> btime_ns;                    // creation time where the file system has one
 };
+
+// FileStat's times cover the years 1677 to 2262; a file system's wider ones (ext4
+// reaches 2446, NTFS 1601 to 30828, a crafted inode anything) become the nearest
+// time there is instead of wrapping around.
+inline int64_t saturated_ns(__int128 ns) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max(), kMin = std::numeric_limits<int64_t>::min();
+  return ns > kMax ? kMax : ns < kMin ? kMin : static_cast<int64_t>(ns);
+}
 
 struct DirEntry {
   std::string name;

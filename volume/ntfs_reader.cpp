@@ -141,7 +141,7 @@ struct ntfs_device_operations g_ops = {dev_open, dev_close, dev_seek, dev_read, 
 
 int64_t unix_ns(ntfs_time t) {
   const int64_t v = sle64_to_cpu(t);
-  return (v - kNtfsEpochOffset) * 100;
+  return saturated_ns((static_cast<__int128>(v) - kNtfsEpochOffset) * 100);
 }
 
 std::string utf8(const ntfschar* name, int len) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/filesystem.hpp>
+#include <limits>
 
 #include "core/file.h"
 #include "image/raw.h"
@@ -199,6 +200,34 @@ TEST(Ext4Disk, JournalIsReplayedIntoMemoryOnly) {
   ASSERT_LE(test::run({"e2fsck", "-fy", img}).exit_code, 1);
   test::CommandResult cat = test::run({"debugfs", "-R", "cat /datei.txt", img});
   EXPECT_EQ(cat.out, std::string(4096, 'b'));
+}
+
+// ext4 keeps times until 2446 (two epoch bits above the 32-bit seconds); FileStat's
+// nanoseconds end in 2262. A time beyond (here set with debugfs, the referee) is
+// shown as the last one there is, not wrapped into the past: the ext fuzz target
+// found the overflow (a signed multiply, undefined behaviour) with such an inode.
+TEST(Ext4Disk, TimesBeyond2262SaturateInsteadOfWrapping) {
+  test::TempDir dir;
+  const std::string img = dir.file("fs.img");
+  const std::string stage = dir.file("stage");
+  boost::filesystem::create_directories(stage);
+  test::write_file(stage + "/f", std::vector<uint8_t>(10, 'x'));
+  ASSERT_EQ(test::run({"truncate", "-s", "16M", img}).exit_code, 0);
+  ASSERT_EQ(test::run({"mkfs.ext4", "-q", "-I", "256", "-d", stage, img}).exit_code, 0);
+  // mtime 0x7fffffff with epoch bits 3: the year 2446. atime: an invalid
+  // nanosecond field (2^30 - 1) in 2038, which still fits.
+  for (const char* command : {"set_inode_field /f mtime @2147483647", "set_inode_field /f mtime_extra 3",
+                              "set_inode_field /f atime @2147483647", "set_inode_field /f atime_extra 0xfffffffc"})
+    ASSERT_EQ(test::run({"debugfs", "-w", "-R", command, img}).exit_code, 0) << command;
+  test::CommandResult shown = test::run({"debugfs", "-R", "stat /f", img});
+  ASSERT_NE(shown.out.find("2446"), std::string::npos) << "debugfs reads the mtime as 2446: " << shown.out;
+
+  std::unique_ptr<Filesystem> fs = open_ext(open_raw(img));
+  const FileStat st = fs->stat("/f");
+  EXPECT_EQ(st.mtime_ns, std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(st.atime_ns, int64_t{0x7fffffff} * 1000000000 + 0x3fffffff);
+  std::vector<uint8_t> got(10);
+  EXPECT_EQ(fs->read("/f", 0, got), 10u);
 }
 
 }  // namespace
