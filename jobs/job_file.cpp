@@ -5,7 +5,9 @@
 #include <boost/filesystem.hpp>
 #include <set>
 
+#include "backup/remote_url.h"
 #include "core/error.h"
+#include "core/units.h"
 
 namespace arche::jobs {
 
@@ -71,6 +73,15 @@ class Reader {
       out.push_back(e.as_table());
     }
     return out;
+  }
+
+  // A repository URL; a relative local path is taken from the job file's directory
+  // (a timer runs the job from /).
+  std::string repository(const toml::table& t, const std::string& key) const {
+    std::string url = string(t, key);
+    if (!url.empty() && backup::url_scheme(url).empty() && !fs::path(url).is_absolute())
+      url = (dir_ / url).lexically_normal().string();
+    return url;
   }
 
   const std::string& file() const { return file_; }
@@ -149,7 +160,7 @@ Job load_job_file(const std::string& path) {
   job.name = r.string(root, "name", stem);
   if (job.name.empty() || job.name.find_first_of(" \t\n/,") != std::string::npos)
     fail(ErrorCategory::usage, "{}: bad job name '{}' (no spaces, '/' or ',')", path, job.name);
-  job.repository = r.string(root, "repository");
+  job.repository = r.repository(root, "repository");
   if (job.repository.empty()) fail(ErrorCategory::usage, "{}: no 'repository' given", path);
   read_passphrase(r, root, job.passphrase);
   job.schedule = r.string(root, "schedule", job.schedule);
@@ -178,10 +189,12 @@ Job load_job_file(const std::string& path) {
   }
   if (job.sources.empty()) fail(ErrorCategory::usage, "{}: nothing to back up: add a [[vm]] or [[files]] table", path);
   for (const toml::table* t : r.tables(root, "offsite")) {
-    r.reject_unknown(*t, {"repository"}, " in [[offsite]]");
-    std::string url = r.string(*t, "repository");
-    if (url.empty()) r.error(*t, "an [[offsite]] has no 'repository'");
-    job.offsite.push_back(std::move(url));
+    r.reject_unknown(*t, {"repository", "bwlimit"}, " in [[offsite]]");
+    OffsiteTarget o;
+    o.repository = r.repository(*t, "repository");
+    if (o.repository.empty()) r.error(*t, "an [[offsite]] has no 'repository'");
+    if (const std::string limit = r.string(*t, "bwlimit"); !limit.empty()) o.bwlimit = parse_size(limit, "bwlimit");
+    job.offsite.push_back(std::move(o));
   }
   return job;
 }

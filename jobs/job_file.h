@@ -31,6 +31,13 @@ struct JobPassphrase {
   std::string credential;  // a systemd credential: $CREDENTIALS_DIRECTORY/<name>
 };
 
+// A replica of the repository (made with `backup init URL --same-key-as REPO`),
+// opened with the job's passphrase, that every run copies the snapshots to.
+struct OffsiteTarget {
+  std::string repository;  // a URL, as for the repository
+  uint64_t bwlimit = 0;    // bytes per second; 0: unlimited
+};
+
 struct JobHooks {
   std::string before, after, on_failure;  // `sh -c` commands; empty: none
 };
@@ -41,7 +48,7 @@ struct Job {
   std::string repository;  // a URL `arche backup` takes (local path, sftp://, s3://)
   JobPassphrase passphrase;
   backup::KeepPolicy retention;   // empty: no prune
-  std::vector<std::string> offsite;  // replicas of the repository (backup init --same-key-as)
+  std::vector<OffsiteTarget> offsite;
   std::string schedule = "daily";    // systemd OnCalendar
   std::string randomized_delay = "15min";  // systemd RandomizedDelaySec of the timer
   uint32_t verify_parts = 30;       // each run reads 1/N of the packs; 0: no verification

@@ -89,12 +89,14 @@ StepResult prune_job(backup::Repository& repo, const Job& job, const RunOptions&
   return r;
 }
 
-StepResult copy_offsite(backup::Repository& repo, const std::string& url, const backup::SecretBytes& passphrase) {
+StepResult copy_offsite(backup::Repository& repo, const OffsiteTarget& target, const backup::SecretBytes& passphrase) {
   StepResult r;
-  r.what = url;
+  r.what = target.repository;
   try {
-    std::unique_ptr<backup::Repository> dst = backup::Repository::open(url, passphrase.span());
-    backup::CopyReport c = backup::copy_snapshots(repo, *dst, {});
+    std::unique_ptr<backup::Repository> dst = backup::Repository::open(target.repository, passphrase.span());
+    backup::CopyOptions o;
+    o.bwlimit = target.bwlimit;
+    backup::CopyReport c = backup::copy_snapshots(repo, *dst, o);
     for (const backup::CopiedSnapshot& s : c.snapshots) r.count += !s.present;
     r.bytes = c.pack_bytes;
   } catch (const Error& e) {
@@ -157,7 +159,7 @@ void run_steps(const Job& job, const RunOptions& options, RunRecord& record, int
     if (!record.sources.back().ok()) warn("{} {}: {}", record.sources.back().kind, s.name, record.sources.back().error);
   }
   if (!job.retention.empty()) record.prune = prune_job(*repo, job, options);
-  for (const std::string& url : job.offsite) record.offsite.push_back(copy_offsite(*repo, url, passphrase));
+  for (const OffsiteTarget& o : job.offsite) record.offsite.push_back(copy_offsite(*repo, o, passphrase));
   if (job.verify_parts)
     record.verify = verify_part(*repo, verify_part_for(now_ns, job.verify_parts), job.verify_parts, options);
 }
