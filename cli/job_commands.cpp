@@ -1,5 +1,7 @@
 // `arche job run|status JOB.toml` and `arche schedule install|list|remove JOB.toml`:
 // nightly jobs (jobs/, docs/jobs.md). This file parses and prints; jobs/ does the work.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -8,10 +10,12 @@
 #include "backup/passphrase.h"
 #include "backup/retention.h"
 #include "cli/command.h"
+#include "core/error.h"
 #include "core/interrupt.h"
 #include "jobs/job_file.h"
 #include "jobs/run.h"
 #include "jobs/status.h"
+#include "jobs/units.h"
 
 namespace arche::cli {
 
@@ -74,6 +78,82 @@ void add_status(CLI::App& group, Context& ctx) {
   });
 }
 
+struct ScheduleArgs {
+  std::string job;
+  std::string unit_dir, credential_dir = jobs::kDefaultCredentialDir;
+};
+
+// --unit-dir given: the units are only written (tests, images being prepared), and
+// systemctl is left alone.
+jobs::ScheduleOptions schedule_options(const ScheduleArgs& a) {
+  jobs::ScheduleOptions o;
+  o.systemctl = a.unit_dir.empty();
+  if (!a.unit_dir.empty()) o.unit_dir = a.unit_dir;
+  o.credential_dir = a.credential_dir;
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) fail(ErrorCategory::internal, "cannot tell where the arche binary is (/proc/self/exe)");
+  o.arche_binary.assign(self, size_t(n));
+  return o;
+}
+
+void add_unit_dir(CLI::App* cmd, ScheduleArgs& a) {
+  cmd->add_option("--unit-dir", a.unit_dir,
+                  "Write the units here and do not run systemctl (default /etc/systemd/system, with systemctl)");
+}
+
+void add_schedule(CLI::App& app, Context& ctx) {
+  auto* group = app.add_subcommand("schedule", "systemd timers that run backup jobs");
+  group->require_subcommand(1);
+
+  auto* install = group->add_subcommand("install", "Write the job's .service and .timer units and start the timer");
+  auto ai = std::make_shared<ScheduleArgs>();
+  install->add_option("job", ai->job, "The job file (JOB.toml)")->required();
+  add_unit_dir(install, *ai);
+  install->add_option("--credential-dir", ai->credential_dir,
+                      "Where LoadCredential= finds the passphrase-credential file (default /etc/arche/credentials)");
+  add_json_flag(install, ctx);
+  install->callback([&ctx, ai] {
+    const jobs::ScheduleOptions o = schedule_options(*ai);
+    const jobs::UnitFiles u = jobs::install_units(jobs::load_job_file(ai->job), o);
+    if (ctx.json)
+      print_json(Json{{"service", o.unit_dir + "/" + u.service_name}, {"timer", o.unit_dir + "/" + u.timer_name},
+                      {"enabled", o.systemctl}});
+    else
+      say(ctx, fmt::format("wrote {}/{} and {}{}", o.unit_dir, u.service_name, u.timer_name,
+                           o.systemctl ? "; the timer is enabled and started" : " (systemctl not run)"));
+  });
+
+  auto* list = group->add_subcommand("list", "The jobs whose timers `schedule install` wrote");
+  auto al = std::make_shared<ScheduleArgs>();
+  add_unit_dir(list, *al);
+  add_json_flag(list, ctx);
+  list->callback([&ctx, al] {
+    const auto units = jobs::list_units(al->unit_dir.empty() ? jobs::kDefaultUnitDir : al->unit_dir);
+    if (ctx.json) {
+      Json j = Json::array();
+      for (const jobs::InstalledJob& u : units)
+        j.push_back({{"timer", u.timer_name}, {"job", u.job_file}, {"schedule", u.schedule}});
+      print_json(j);
+      return;
+    }
+    for (const jobs::InstalledJob& u : units)
+      say(ctx, fmt::format("{}  {}  ({})", u.timer_name, u.job_file, u.schedule));
+  });
+
+  auto* remove = group->add_subcommand("remove", "Stop the job's timer and delete its units");
+  auto ar = std::make_shared<ScheduleArgs>();
+  remove->add_option("job", ar->job, "The job file (JOB.toml)")->required();
+  add_unit_dir(remove, *ar);
+  add_json_flag(remove, ctx);
+  remove->callback([&ctx, ar] {
+    const jobs::ScheduleOptions o = schedule_options(*ar);
+    const jobs::UnitFiles u = jobs::remove_units(jobs::load_job_file(ar->job), o);
+    if (ctx.json) print_json(Json{{"removed", {u.service_name, u.timer_name}}});
+    else say(ctx, fmt::format("removed {} and {}", u.service_name, u.timer_name));
+  });
+}
+
 }  // namespace
 
 void register_job_commands(CLI::App& app, Context& ctx) {
@@ -85,6 +165,7 @@ void register_job_commands(CLI::App& app, Context& ctx) {
   });
   add_run(*group, ctx);
   add_status(*group, ctx);
+  add_schedule(app, ctx);
 }
 
 }  // namespace arche::cli
