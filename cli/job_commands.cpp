@@ -1,4 +1,4 @@
-// `arche job run|status JOB.toml` and `arche schedule install|list|remove JOB.toml`:
+// `arche job run|status|report JOB.toml` and `arche schedule install|list|remove JOB.toml`:
 // nightly jobs (jobs/, docs/jobs.md). This file parses and prints; jobs/ does the work.
 #include <unistd.h>
 
@@ -11,8 +11,10 @@
 #include "backup/retention.h"
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/interrupt.h"
 #include "jobs/job_file.h"
+#include "jobs/report.h"
 #include "jobs/run.h"
 #include "jobs/status.h"
 #include "jobs/units.h"
@@ -154,6 +156,35 @@ void add_schedule(CLI::App& app, Context& ctx) {
   });
 }
 
+void add_report(CLI::App& group, Context& ctx) {
+  auto* cmd = group.add_subcommand("report", "The last runs of each source, as text or one self-contained HTML file");
+  auto a = std::make_shared<JobArgs>();
+  auto html = std::make_shared<std::string>();
+  auto options = std::make_shared<jobs::ReportOptions>();
+  cmd->add_option("job", a->job, "The job file (JOB.toml)")->required();
+  cmd->add_option("--html", *html, "Write the report as HTML (with an SVG chart) to FILE");
+  cmd->add_option("--last", options->last, "Runs shown per source (default 14)")->check(CLI::PositiveNumber);
+  add_json_flag(cmd, ctx);
+  cmd->callback([&ctx, a, html, options] {
+    const jobs::Job job = jobs::load_job_file(a->job);
+    const jobs::History history = jobs::read_history(job.history_path());
+    if (!html->empty()) {
+      const std::string page = jobs::report_html(job, history, *options);
+      write_file_atomic(*html, {reinterpret_cast<const uint8_t*>(page.data()), page.size()});
+    }
+    if (ctx.json) {
+      Json runs = Json::array();
+      const size_t from = history.runs.size() > options->last ? history.runs.size() - options->last : 0;
+      for (size_t i = from; i < history.runs.size(); ++i) runs.push_back(jobs::record_to_json(history.runs[i]));
+      print_json(Json{{"job", job.name}, {"html", or_null(*html)}, {"runs", runs}});
+    } else if (html->empty()) {
+      if (!ctx.quiet) std::fputs(jobs::report_text(job, history, *options).c_str(), stdout);
+    } else {
+      say(ctx, "wrote " + *html);
+    }
+  });
+}
+
 }  // namespace
 
 void register_job_commands(CLI::App& app, Context& ctx) {
@@ -165,6 +196,7 @@ void register_job_commands(CLI::App& app, Context& ctx) {
   });
   add_run(*group, ctx);
   add_status(*group, ctx);
+  add_report(*group, ctx);
   add_schedule(app, ctx);
 }
 
