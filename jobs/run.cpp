@@ -176,14 +176,16 @@ RunRecord run_job(const Job& job, const RunOptions& options) {
   record.job = job.name;
   record.start_ns = clock_ns();
   const int64_t now_ns = options.now_ns ? options.now_ns : record.start_ns;
-  bool interrupted = false;
+  bool interrupted = false, before_failed = false;
   std::string interruption;
   try {
     if (!job.hooks.before.empty()) {
-      if (std::string e = run_hook(job.hooks.before, "", job.name, "running"); !e.empty())
+      if (std::string e = run_hook(job.hooks.before, "", job.name, "running"); !e.empty()) {
         record.error = "before hook " + e + ": nothing was backed up";
+        before_failed = true;
+      }
     }
-    if (record.error.empty()) run_steps(job, options, record, now_ns);
+    if (!before_failed) run_steps(job, options, record, now_ns);
   } catch (const Error& e) {
     if (e.category() != ErrorCategory::interrupted) throw;
     interrupted = true;
@@ -191,7 +193,7 @@ RunRecord run_job(const Job& job, const RunOptions& options) {
     record.error = interruption;
   }
   record.result = judge(record);
-  if (!interrupted && !job.hooks.after.empty() && !record.error.starts_with("before hook")) {
+  if (!interrupted && !before_failed && !job.hooks.after.empty()) {
     if (std::string e = run_hook(job.hooks.after, format_summary(record), job.name, result_name(record.result));
         !e.empty()) {
       record.hook_errors.push_back("after hook " + e);
