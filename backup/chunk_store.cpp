@@ -1,17 +1,24 @@
 #include "backup/chunk_store.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/log.h"
 
 namespace arche::backup {
 
 namespace {
-// Packs being finished at once; more would only queue on the disk.
-constexpr size_t kMaxFinishing = 2;
+// Packs being finished at once: two keep a local disk busy (more would only queue
+// on it); a remote store takes more requests at once (its parallelism) and each
+// pack there waits for its last part and the commit's round trips, so up to four
+// are finished while the next fills. Each holds at most what its writer buffers.
+size_t max_finishing(const Store& store) {
+  return std::clamp<size_t>(store.capabilities().parallelism / 2, 2, 4);
+}
 }  // namespace
 
 ChunkStore::ChunkStore(Repository& repo, int compression_level, bool dry_run)
-    : repo_(repo), level_(compression_level), dry_run_(dry_run) {}
+    : repo_(repo), level_(compression_level), dry_run_(dry_run), max_finishing_(max_finishing(repo.store())) {}
 
 ChunkStore::~ChunkStore() { abandon(); }
 
@@ -66,7 +73,7 @@ void ChunkStore::append(std::span<const uint8_t> frame, const Id& id, BlobKind k
 void ChunkStore::rotate_locked() {
   std::shared_ptr<PackWriter> writer(std::move(current_));
   finishing_.push_back(std::async(std::launch::async, [writer] { return writer->finish(); }));
-  collect_locked(kMaxFinishing);
+  collect_locked(max_finishing_);
 }
 
 void ChunkStore::collect_locked(size_t keep) {

@@ -57,6 +57,7 @@ class ChunkStore {
   Repository& repo_;
   const int level_;
   const bool dry_run_;
+  const size_t max_finishing_;
   StoreStats stats_;
   std::mutex mutex_;
   std::unique_ptr<PackWriter> current_;

@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
 
 #include "backup/lock.h"
 #include "backup/pack.h"
+#include "backup/pipeline.h"
 #include "backup/snapshot.h"
 #include "backup/used_blobs.h"
 #include "core/bytes.h"
@@ -51,10 +53,44 @@ std::vector<Snapshot> select_snapshots(const std::vector<Snapshot>& all, const C
   return out;
 }
 
+// What the parallel sends share: the bytes sent so far, which pace --bwlimit (one
+// budget for all of them) and feed the progress callback.
+class SendMeter {
+ public:
+  SendMeter(const CopyOptions& options, uint64_t total) : options_(options), total_(total), start_(Clock::now()) {}
+
+  // Counts `n` bytes just sent; with a limit, returns when the copy as a whole is
+  // back within it (so the pace holds however many sends run at once).
+  void sent(uint64_t n) {
+    uint64_t so_far;
+    {
+      std::lock_guard lock(mutex_);
+      so_far = sent_ += n;
+    }
+    if (!options_.bwlimit) return;
+    std::this_thread::sleep_until(start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                                               static_cast<double>(so_far) / static_cast<double>(options_.bwlimit))));
+  }
+
+  // After each pack; the callback is never called by two threads at once.
+  void pack_done() {
+    if (!options_.progress) return;
+    std::lock_guard lock(mutex_);
+    options_.progress(sent_, total_);
+  }
+
+ private:
+  const CopyOptions& options_;
+  const uint64_t total_;
+  const Clock::time_point start_;
+  std::mutex mutex_;
+  uint64_t sent_ = 0;
+};
+
 // Sends one pack object as it is, checking the CRC32C its trailer records over every
-// byte before it: a pack damaged in the source store is refused, never copied.
-void send_pack(Repository& src, Repository& dst, const PackInfo& pack, const CopyOptions& options, Clock::time_point start,
-               uint64_t& sent, uint64_t total) {
+// byte before it: a pack damaged in the source store is refused, never copied (the
+// destination's writer is dropped uncommitted, so nothing of it becomes visible).
+void send_pack(Repository& src, Repository& dst, const PackInfo& pack, SendMeter& meter) {
   const std::string name = pack_relative_path(pack.id);
   const std::string what = src.location() + "/" + name;
   std::unique_ptr<ObjectReader> in = src.open_pack_object(pack.id);
@@ -79,16 +115,30 @@ void send_pack(Repository& src, Repository& dst, const PackInfo& pack, const Cop
       fail(ErrorCategory::corrupt, "{}: pack checksum mismatch (damaged in the source store)", what);
     out->append(buffer);
     offset += n;
-    sent += n;
-    if (options.bwlimit) {
-      const auto due = start + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(static_cast<double>(sent) / options.bwlimit));
-      std::this_thread::sleep_until(due);
-    }
+    meter.sent(n);
   }
   out->commit();
   dst.note_write();
-  if (options.progress) options.progress(sent, total);
+  meter.pack_done();
+}
+
+// Sends `packs` the destination lacks, as many at once as the destination store
+// takes writers (StoreCapabilities::parallelism); returns when every one is durable.
+// Memory: per send one piece (4 MiB) and what the store's writer holds (S3: up to
+// three parts). The first failure (or Ctrl-C) stops the others; packs already
+// complete stay for the next copy to adopt.
+void send_packs(Repository& src, Repository& dst, const std::vector<PackInfo>& packs, SendMeter& meter) {
+  const unsigned parallel = static_cast<unsigned>(
+      std::clamp<size_t>(dst.store().capabilities().parallelism, 1, std::max<size_t>(packs.size(), 1)));
+  Pipeline sends(parallel, parallel);
+  for (const PackInfo& p : packs) {
+    sends.submit([&src, &dst, &p, &meter] {
+      // A pack that is there already (a prune at the destination marked it for
+      // deletion, so it was not in the index) is the same object: listed again, not sent.
+      if (!dst.store().stat(pack_relative_path(p.id))) send_pack(src, dst, p, meter);
+    });
+  }
+  sends.wait();
 }
 
 }  // namespace
@@ -145,15 +195,9 @@ CopyReport copy_snapshots(Repository& src, Repository& dst, const CopyOptions& o
   }
 
   // Packs durable, then the index that lists them, then the manifests that need both.
-  uint64_t sent = 0;
-  const auto send_start = Clock::now();
-  std::vector<PackInfo> indexed;
-  for (const PackInfo& p : packs) {
-    // A pack that is there already (a prune at the destination marked it for
-    // deletion, so it was not in the index) is the same object: listed again, not sent.
-    if (!dst.store().stat(pack_relative_path(p.id))) send_pack(src, dst, p, options, send_start, sent, report.pack_bytes);
-    indexed.push_back(p);
-  }
+  SendMeter meter(options, report.pack_bytes);
+  send_packs(src, dst, packs, meter);
+  std::vector<PackInfo> indexed = packs;
   for (const PackInfo& p : dst.unindexed_packs()) indexed.push_back(p);
   dst_lock.ensure_fresh();
   const std::string own_index = indexed.empty() ? std::string() : dst.write_index_file(indexed);

@@ -12,7 +12,9 @@
 // trailer's CRC32C while they stream; then one index file listing them; then the
 // manifests, byte for byte (a manifest is named by the hash of its bytes: the same
 // snapshot has the same id in both). An interrupted copy leaves complete packs that
-// the next copy (or backup) adopts instead of sending them again.
+// the next copy (or backup) adopts instead of sending them again. Packs travel as many
+// at once as the destination store takes writers (its capabilities().parallelism);
+// --bwlimit is one budget for all of them.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +31,8 @@ struct CopyOptions {
   size_t last = 0;                     // only the newest N of those (0: all)
   uint64_t bwlimit = 0;                // bytes per second to the destination; 0: unlimited
   bool dry_run = false;                // say what would be copied, copy nothing
-  // Called after each pack with the bytes sent so far and the total to send.
+  // Called after each pack with the bytes sent so far and the total to send (packs
+  // travel several at once; the calls never overlap).
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
 

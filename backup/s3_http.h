@@ -84,7 +84,7 @@ class HttpClient {
 
   HttpOptions options_;
   std::mutex mutex_;
-  std::vector<void*> idle_;  // CURL*
+  std::vector<void*> idle_;  // PooledHandle* (s3_http.cpp)
 };
 
 }  // namespace arche::backup::s3

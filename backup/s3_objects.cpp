@@ -1,6 +1,9 @@
 #include "backup/s3_objects.h"
 
 #include <algorithm>
+#include <deque>
+#include <future>
+#include <memory>
 
 #include "backup/s3_xml.h"
 #include "backup/store_s3.h"
@@ -49,14 +52,21 @@ class S3Reader : public ObjectReader {
   uint64_t size_;
 };
 
+// Parts of one upload travelling at once: the next part fills while these are sent,
+// so the producer (a backup's pack, appended to under the chunk store's lock) waits
+// for the network only when it is this far ahead. Memory: this many parts plus the
+// one filling.
+constexpr size_t kPartsInFlight = 2;
+
 // Buffers up to one part; a small object becomes one PUT at commit(), a larger one a
-// multipart upload whose parts leave as they fill.
+// multipart upload whose parts leave as they fill, each sent by its own thread.
 class S3Writer : public ObjectWriter {
  public:
   S3Writer(S3Store& store, std::string name, WriteMode mode)
       : store_(store), name_(std::move(name)), key_(store.key_of(name_)), mode_(mode) {}
 
   ~S3Writer() override {
+    settle_all_quietly();  // the parts' threads refer to this writer
     if (committed_ || upload_id_.empty()) return;
     // Best effort and once: the endpoint may be the reason we are here.
     try {
@@ -72,11 +82,12 @@ class S3Writer : public ObjectWriter {
   void append(std::span<const uint8_t> data) override {
     if (committed_) fail(ErrorCategory::internal, "{}: {}: append after commit", store_.location(), name_);
     while (!data.empty()) {
+      if (buffer_.capacity() < store_.part_size()) buffer_.reserve(store_.part_size());
       const size_t take = std::min(data.size(), store_.part_size() - buffer_.size());
       buffer_.insert(buffer_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(take));
       data = data.subspan(take);
       written_ += take;
-      if (buffer_.size() == store_.part_size()) upload_part();
+      if (buffer_.size() == store_.part_size()) send_part();
     }
   }
 
@@ -87,7 +98,8 @@ class S3Writer : public ObjectWriter {
     if (upload_id_.empty()) {
       store_.write(name_, buffer_, mode_);
     } else {
-      if (!buffer_.empty()) upload_part();
+      if (!buffer_.empty()) send_part();
+      while (!in_flight_.empty()) settle_front();
       complete();
     }
     committed_ = true;
@@ -95,6 +107,11 @@ class S3Writer : public ObjectWriter {
   }
 
  private:
+  struct Part {
+    unsigned number;
+    std::future<std::string> etag;
+  };
+
   void start() {
     if (mode_ == WriteMode::create && store_.stat(name_)) {
       fail(ErrorCategory::exists, "{}: {} exists already", store_.location(), name_);
@@ -108,20 +125,40 @@ class S3Writer : public ObjectWriter {
     upload_id_ = s3::parse_initiate_multipart(reply.response.text());
   }
 
-  void upload_part() {
+  // Hands the full buffer to a thread of its own. The upload is started here, in the
+  // caller's thread, so it exists (and is aborted by the destructor) from the first part on.
+  void send_part() {
     if (upload_id_.empty()) start();
-    const unsigned number = static_cast<unsigned>(parts_.size() + 1);
+    while (in_flight_.size() >= kPartsInFlight) settle_front();
+    const unsigned number = ++parts_sent_;
+    auto body = std::make_shared<std::vector<uint8_t>>(std::move(buffer_));
+    buffer_ = {};
+    in_flight_.push_back({number, std::async(std::launch::async, [this, number, body] { return upload_part(number, *body); })});
+  }
+
+  std::string upload_part(unsigned number, std::span<const uint8_t> body) {
     S3Store::Call c;
     c.method = "PUT";
     c.key = key_;
     c.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id_}};
-    c.body = buffer_;
+    c.body = body;
     const S3Store::Reply reply = store_.call(c, name_);
     if (!success(reply.response.status)) store_.fail_reply(reply.response, name_);
     const std::optional<std::string> etag = reply.response.header("etag");
     if (!etag || etag->empty()) fail(ErrorCategory::format, "{}: {}: part {} stored without an ETag", store_.location(), name_, number);
-    parts_.push_back({number, *etag});
-    buffer_.clear();
+    return *etag;
+  }
+
+  // Waits for the oldest part in flight; its failure is this writer's.
+  void settle_front() {
+    Part part = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    parts_.push_back({part.number, part.etag.get()});
+  }
+
+  void settle_all_quietly() noexcept {
+    for (Part& part : in_flight_) part.etag.wait();
+    in_flight_.clear();
   }
 
   void complete() {
@@ -156,7 +193,9 @@ class S3Writer : public ObjectWriter {
   std::vector<uint8_t> buffer_;
   uint64_t written_ = 0;
   std::string upload_id_;
-  std::vector<s3::UploadPart> parts_;
+  unsigned parts_sent_ = 0;
+  std::deque<Part> in_flight_;             // oldest first
+  std::vector<s3::UploadPart> parts_;      // acknowledged, in order
   bool committed_ = false;
 };
 

@@ -92,12 +92,16 @@ void add_backup(CLI::App& group, Context& ctx) {
   auto c = std::make_shared<Common>();
   auto targets = std::make_shared<std::vector<std::string>>();
   auto o = std::make_shared<tape::TapeBackupOptions>();
-  auto archive = std::make_shared<std::string>(), record = std::make_shared<std::string>();
+  auto archive = std::make_shared<std::string>(), record = std::make_shared<std::string>(),
+       every = std::make_shared<std::string>();
   auto pass = std::make_shared<PassArgs>();
   cmd->add_option("snapshots", *targets, "REPO::NAME (name, latest or id prefix), one or more of one repository")
       ->required();
   cmd->add_option("--pool", o->set.pool, "The media pool")->required();
   cmd->add_flag("--new-set", o->set.new_set, "Start a new media set (default: continue the pool's current one)");
+  cmd->add_option("--new-set-every", *every,
+                  "Start a new media set with the first backup of each day, week (from Monday) or month")
+      ->check(CLI::IsMember({"day", "week", "month"}));
   cmd->add_option("--retention", o->set.retention_days,
                   "Days after its last write before a new set's tapes may be overwritten")
       ->capture_default_str();
@@ -106,7 +110,7 @@ void add_backup(CLI::App& group, Context& ctx) {
   add_common(cmd, *c, true);
   backup_cli::add_passphrase_options(cmd, *pass);
   add_json_flag(cmd, ctx);
-  cmd->callback([&ctx, c, targets, o, archive, record, pass] {
+  cmd->callback([&ctx, c, targets, o, archive, record, every, pass] {
     backup_cli::quiet_if_json(ctx);
     std::string repo_url;
     std::vector<std::string> names;
@@ -117,6 +121,7 @@ void add_backup(CLI::App& group, Context& ctx) {
       names.push_back(name);
     }
     if (!archive->empty()) o->archive_size = parse_size(*archive, "archive size");
+    if (!every->empty()) o->set.new_set_every = tape::parse_new_set_every(*every);
     if (!record->empty()) o->set.record_size = static_cast<uint32_t>(parse_size(*record, "record size"));
     o->set.now = now();
     auto repo = backup_cli::open_repo(repo_url, *pass);
@@ -195,6 +200,42 @@ void add_restore_file(CLI::App& group, Context& ctx) {
   });
 }
 
+void add_restore_image(CLI::App& group, Context& ctx) {
+  auto* cmd = group.add_subcommand(
+      "restore-image", "Restore one image of an image backup from tape to a file, reading only the tape files it needs");
+  struct Args {
+    Common c;
+    std::string snapshot, image, to;
+    backup::ImageRestoreOptions options;
+    PassArgs pass;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--snapshot", a->snapshot, "Name (the newest of that name) or id prefix")->required();
+  cmd->add_option("--image", a->image, "The image to restore (its file name at backup time; default: the only one)");
+  cmd->add_option("--to", a->to, "The file (or, with --overwrite, block device) to write")->required();
+  cmd->add_option("-O,--output-format", a->options.format, "Format of the restored image: raw or qcow2")
+      ->check(CLI::IsMember({"raw", "qcow2"}))
+      ->capture_default_str();
+  cmd->add_flag("--overwrite", a->options.overwrite, "Replace an existing file (and allow writing onto a block device)");
+  cmd->add_flag("--sync", a->options.sync, "fsync the restored image before it appears under its name");
+  add_common(cmd, a->c, true);
+  backup_cli::add_passphrase_options(cmd, a->pass);
+  add_json_flag(cmd, ctx);
+  cmd->callback([&ctx, a] {
+    backup_cli::quiet_if_json(ctx);
+    tape::CatalogFileStore disk(catalog_dir(a->c));
+    const tape::Catalog catalog = disk.load();
+    auto lib = library(a->c);
+    backup::SecretBytes secret =
+        backup::read_passphrase(backup_cli::passphrase_source(a->pass, "tape snapshot " + a->snapshot));
+    Progress progress("tape restore-image", 0);
+    const tape::TapeImageRestoreReport r = tape::restore_image_from_tape(*lib, catalog, a->snapshot, a->image, a->to,
+                                                                         a->options, secret.span(), &progress);
+    progress.finish();
+    out::show_image_restored(ctx, r, a->options.format);
+  });
+}
+
 void add_catalog(CLI::App& group, Context& ctx) {
   auto* cat = group.add_subcommand("catalog", "The tape catalog");
   cat->require_subcommand(1);
@@ -237,7 +278,7 @@ void add_verify(CLI::App& group, Context& ctx) {
 
 void register_tape_commands(CLI::App& app, Context& ctx) {
   CLI::App* group =
-      app.add_subcommand("tape", "Tapes: label, status, backup, list, restore, restore-file, catalog rebuild, verify");
+      app.add_subcommand("tape", "Tapes: label, status, backup, list, restore, restore-file, restore-image, catalog rebuild, verify");
   group->require_subcommand(1);
   add_label(*group, ctx);
   add_status(*group, ctx);
@@ -245,6 +286,7 @@ void register_tape_commands(CLI::App& app, Context& ctx) {
   add_list(*group, ctx);
   add_restore(*group, ctx);
   add_restore_file(*group, ctx);
+  add_restore_image(*group, ctx);
   add_catalog(*group, ctx);
   add_verify(*group, ctx);
 }

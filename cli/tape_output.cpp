@@ -173,6 +173,33 @@ void show_file_restored(const Context& ctx, const TapeFileRestoreReport& r) {
           r.path, r.snapshot_name, r.target, r.stats.files, format_size(r.stats.bytes), files, r.set_files, records));
 }
 
+void show_image_restored(const Context& ctx, const TapeImageRestoreReport& r, const std::string& format) {
+  const uint64_t files = r.first.files_read.size() + r.second.files_read.size();
+  const uint64_t records = r.first.records + r.second.records;
+  if (ctx.json) {
+    print_json({{"snapshot", r.snapshot_id},
+                {"name", r.snapshot_name},
+                {"image", r.image},
+                {"to", r.target},
+                {"format", format},
+                {"size", r.stats.size},
+                {"bytes-written", r.stats.bytes_written},
+                {"chunks", r.stats.chunks},
+                {"holes", r.stats.holes},
+                {"packs-needed", r.packs_needed},
+                {"tape-files-read", files},
+                {"tape-files-in-set", r.set_files},
+                {"records-read", records},
+                {"metadata-pass", read_json(r.first)},
+                {"data-pass", read_json(r.second)}});
+    return;
+  }
+  say(ctx, fmt::format("restored image {} from snapshot {} to {} ({}, {}); read {} of the set's {} tape file(s), {} "
+                       "record(s)",
+                       r.image, r.snapshot_name, r.target, format, format_size(r.stats.size), files, r.set_files,
+                       records));
+}
+
 void show_verified(const Context& ctx, const VerifyReport& r) {
   if (ctx.json) {
     Json damaged = Json::array();

@@ -20,6 +20,7 @@ void show_backup(const Context& ctx, const tape::TapeBackupReport& r);
 void show_list(const Context& ctx, const tape::Catalog& c, const std::string& pool);
 void show_restored(const Context& ctx, const tape::TapeRestoreReport& r);
 void show_file_restored(const Context& ctx, const tape::TapeFileRestoreReport& r);
+void show_image_restored(const Context& ctx, const tape::TapeImageRestoreReport& r, const std::string& format);
 void show_verified(const Context& ctx, const tape::VerifyReport& r);
 void show_rebuilt(const Context& ctx, const tape::Catalog& c, const std::string& dir,
                   const std::vector<std::string>& notes);

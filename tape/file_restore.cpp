@@ -8,6 +8,7 @@
 #include <set>
 
 #include "backup/pack.h"
+#include "backup/restore.h"
 #include "backup/snapshot.h"
 #include "backup/store.h"
 #include "backup/tree_store.h"
@@ -47,65 +48,111 @@ void collect(backup::Repository& repo, const backup::Node& node, const std::stri
   }
 }
 
+// The scratch repository of a restore from tape, and the two passes that fill it.
+class ScratchRestore {
+ public:
+  // Pass 1: the snapshot archive and the metadata packs; opens the repository.
+  ScratchRestore(Library& library, const Catalog& catalog, const CatalogSnapshot& snap,
+                 std::span<const uint8_t> passphrase, Progress* progress)
+      : library_(library), catalog_(catalog), snap_(snap), progress_(progress) {
+    const std::map<std::string, ObjectPlace> places = catalog.objects_of_set(snap.media_set);
+    auto manifest = places.find("snapshots/" + snap.id);
+    if (manifest == places.end())
+      fail(ErrorCategory::corrupt, "the catalog puts snapshot {}'s manifest on no tape", snap.name);
+    for (const CatalogTape& t : catalog.tapes)
+      if (t.media_set == snap.media_set) set_files += t.files.size();
+    store_ = backup::create_store(scratch_.path + "/repo");
+    std::set<std::string> names;
+    for (const CatalogObject& o : manifest->second.file->objects) names.insert(o.name);
+    for (const std::string& p : snap.metadata_packs)
+      names.insert(backup::pack_relative_path(backup::Id::from_hex(p, "pack")));
+    read(names, first, &manifest->second);
+    if (index_name_.empty()) fail(ErrorCategory::corrupt, "snapshot {}'s archive on tape holds no index", snap.name);
+    repo_ = backup::Repository::open(store_, passphrase);
+    repo_->load_index(true);  // the metadata packs, from their footers
+    // Which pack holds which blob, from the index that came with the snapshot.
+    store_->write(index_name_, index_bytes_, backup::WriteMode::create);
+    all_ = repo_->read_index_file(index_name_.substr(6));
+    store_->remove(index_name_);
+    for (const backup::PackInfo& p : all_)
+      for (const backup::PackEntry& e : p.entries) pack_of_.emplace(e.id, p.id);
+  }
+
+  backup::Repository& repo() { return *repo_; }
+
+  // Pass 2: the packs of `blobs` (zero ids are holes) that pass 1 did not bring;
+  // then an index of the packs here, so that backup's restore finds them.
+  void fetch(const std::vector<backup::Id>& blobs, const std::string& what) {
+    std::set<std::string> names;
+    std::set<backup::Id> needed;
+    for (const backup::Id& b : blobs) {
+      if (b.is_zero()) continue;
+      auto it = pack_of_.find(b);
+      if (it == pack_of_.end())
+        fail(ErrorCategory::corrupt, "blob {} of {} is in no pack of the snapshot's index", b.short_hex(), what);
+      if (!needed.insert(it->second).second) continue;
+      const std::string name = backup::pack_relative_path(it->second);
+      if (!store_->stat(name)) names.insert(name);
+    }
+    packs_needed = needed.size();
+    if (!names.empty()) read(names, second, nullptr);
+    std::vector<backup::PackInfo> present;
+    for (const backup::PackInfo& p : all_)
+      if (store_->stat(backup::pack_relative_path(p.id))) present.push_back(p);
+    repo_->write_index_file(present);
+    repo_->reset_index();
+    repo_->load_index(false);
+  }
+
+  ReadReport first, second;
+  uint64_t set_files = 0, packs_needed = 0;
+
+ private:
+  void read(const std::set<std::string>& names, ReadReport& report, const ObjectPlace* prefer) {
+    auto sink = [&](const std::string& name, std::vector<uint8_t> bytes) {
+      if (name.rfind("index/", 0) == 0) {
+        index_name_ = name;
+        index_bytes_ = std::move(bytes);
+      } else {
+        store_->write(name, bytes, backup::WriteMode::create);
+      }
+    };
+    read_set_objects(library_, catalog_, snap_.media_set, names, sink, report, progress_, prefer);
+    for (const std::string& n : names)
+      if (!store_->stat(n) && n != index_name_)
+        fail(ErrorCategory::corrupt, "{} could not be read whole from tape{}{}", n, report.damaged.empty() ? "" : ": ",
+             report.damaged.empty() ? "" : report.damaged.front().text());
+  }
+
+  Library& library_;
+  const Catalog& catalog_;
+  const CatalogSnapshot& snap_;
+  Progress* progress_;
+  ScratchDir scratch_;
+  std::shared_ptr<backup::Store> store_;
+  std::unique_ptr<backup::Repository> repo_;
+  std::string index_name_;
+  std::vector<uint8_t> index_bytes_;
+  std::vector<backup::PackInfo> all_;
+  std::map<backup::Id, backup::Id> pack_of_;
+};
+
 }  // namespace
 
 TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& catalog, const std::string& snapshot_ref,
                                              const std::string& path, const std::string& target,
                                              std::span<const uint8_t> passphrase, Progress* progress) {
   const CatalogSnapshot& snap = catalog.resolve_snapshot(snapshot_ref);
-  const std::map<std::string, ObjectPlace> places = catalog.objects_of_set(snap.media_set);
-  auto manifest = places.find("snapshots/" + snap.id);
-  if (manifest == places.end())
-    fail(ErrorCategory::corrupt, "the catalog puts snapshot {}'s manifest on no tape", snap.name);
   TapeFileRestoreReport report;
   report.snapshot_id = snap.id;
   report.snapshot_name = snap.name;
   report.path = path;
   report.target = target;
-  for (const CatalogTape& t : catalog.tapes)
-    if (t.media_set == snap.media_set) report.set_files += t.files.size();
-
-  ScratchDir scratch;
-  const std::string repo_dir = scratch.path + "/repo";
-  std::shared_ptr<backup::Store> store = backup::create_store(repo_dir);
-  std::string index_name;
-  std::vector<uint8_t> index_bytes;
-  auto sink = [&](const std::string& name, std::vector<uint8_t> bytes) {
-    if (name.rfind("index/", 0) == 0) {
-      index_name = name;
-      index_bytes = std::move(bytes);
-    } else {
-      store->write(name, bytes, backup::WriteMode::create);
-    }
-  };
-  auto check_all = [&](const std::set<std::string>& names, const ReadReport& r) {
-    for (const std::string& n : names)
-      if (!store->stat(n) && n != index_name)
-        fail(ErrorCategory::corrupt, "{} could not be read whole from tape{}{}", n, r.damaged.empty() ? "" : ": ",
-             r.damaged.empty() ? "" : r.damaged.front().text());
-  };
-
-  // Pass 1: the snapshot archive and the metadata packs.
-  std::set<std::string> first;
-  for (const CatalogObject& o : manifest->second.file->objects) first.insert(o.name);
-  for (const std::string& p : snap.metadata_packs)
-    first.insert(backup::pack_relative_path(backup::Id::from_hex(p, "pack")));
-  read_set_objects(library, catalog, snap.media_set, first, sink, report.first, progress, &manifest->second);
-  check_all(first, report.first);
-  if (index_name.empty()) fail(ErrorCategory::corrupt, "snapshot {}'s archive on tape holds no index", snap.name);
-
-  std::unique_ptr<backup::Repository> repo = backup::Repository::open(store, passphrase);
-  repo->load_index(true);  // the metadata packs, from their footers
-  // Which pack holds which blob, from the index that came with the snapshot.
-  store->write(index_name, index_bytes, backup::WriteMode::create);
-  const std::vector<backup::PackInfo> all = repo->read_index_file(index_name.substr(6));
-  store->remove(index_name);
-  std::map<backup::Id, backup::Id> pack_of;
-  for (const backup::PackInfo& p : all)
-    for (const backup::PackEntry& e : p.entries) pack_of.emplace(e.id, p.id);
+  ScratchRestore scratch(library, catalog, snap, passphrase, progress);
+  backup::Repository& repo = scratch.repo();
 
   // Walk to PATH.
-  const backup::Snapshot s = backup::read_snapshot(*repo, snap.id);
+  const backup::Snapshot s = backup::read_snapshot(repo, snap.id);
   if (s.tree.empty()) fail(ErrorCategory::not_found, "snapshot {} holds no files", snap.name);
   backup::Node node;
   node.type = backup::NodeType::dir;
@@ -116,7 +163,7 @@ TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& ca
     if (node.type != backup::NodeType::dir)
       fail(ErrorCategory::not_found, "{} is not in snapshot {} ({} is not a directory)", path, snap.name, where);
     backup::Tree t =
-        backup::load_tree(*repo, node.subtree, "snapshot " + snap.name + ": " + (where.empty() ? "/" : where));
+        backup::load_tree(repo, node.subtree, "snapshot " + snap.name + ": " + (where.empty() ? "/" : where));
     auto it =
         std::find_if(t.nodes.begin(), t.nodes.end(), [&](const backup::Node& n) { return n.name == part.string(); });
     where += "/" + part.string();
@@ -124,34 +171,56 @@ TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& ca
     node = *it;
   }
   std::vector<backup::Id> blobs;
-  collect(*repo, node, "snapshot " + snap.name + ": " + where, blobs);
-
-  // Pass 2: the packs of those blobs that pass 1 did not bring.
-  std::set<std::string> second;
-  std::set<backup::Id> needed;
-  for (const backup::Id& b : blobs) {
-    auto it = pack_of.find(b);
-    if (it == pack_of.end())
-      fail(ErrorCategory::corrupt, "blob {} of {} is in no pack of the snapshot's index", b.short_hex(), where);
-    needed.insert(it->second);
-    const std::string name = backup::pack_relative_path(it->second);
-    if (!store->stat(name)) second.insert(name);
-  }
-  report.packs_needed = needed.size();
-  if (!second.empty()) {
-    read_set_objects(library, catalog, snap.media_set, second, sink, report.second, progress);
-    check_all(second, report.second);
-  }
-  // An index of the packs now here, and backup's own restore.
-  std::vector<backup::PackInfo> present;
-  for (const backup::PackInfo& p : all)
-    if (store->stat(backup::pack_relative_path(p.id))) present.push_back(p);
-  repo->write_index_file(present);
-  repo->reset_index();
-  repo->load_index(false);
+  collect(repo, node, "snapshot " + snap.name + ": " + where, blobs);
+  scratch.fetch(blobs, where);
   backup::FileRestoreOptions o;
   o.paths = {where.empty() ? "/" : where};
-  report.stats = backup::restore_files(*repo, s, target, o);
+  report.stats = backup::restore_files(repo, s, target, o);
+  report.first = std::move(scratch.first);
+  report.second = std::move(scratch.second);
+  report.set_files = scratch.set_files;
+  report.packs_needed = scratch.packs_needed;
+  return report;
+}
+
+TapeImageRestoreReport restore_image_from_tape(Library& library, const Catalog& catalog,
+                                               const std::string& snapshot_ref, const std::string& image,
+                                               const std::string& target,
+                                               const backup::ImageRestoreOptions& options,
+                                               std::span<const uint8_t> passphrase, Progress* progress) {
+  const CatalogSnapshot& snap = catalog.resolve_snapshot(snapshot_ref);
+  std::string wanted = image;
+  if (wanted.empty()) {
+    if (snap.images.size() != 1)
+      fail(ErrorCategory::usage, "snapshot {} holds {} images: name one with --image", snap.name, snap.images.size());
+    wanted = snap.images.front();
+  }
+  TapeImageRestoreReport report;
+  report.snapshot_id = snap.id;
+  report.snapshot_name = snap.name;
+  report.target = target;
+  ScratchRestore scratch(library, catalog, snap, passphrase, progress);
+  backup::Repository& repo = scratch.repo();
+  const backup::Snapshot s = backup::read_snapshot(repo, snap.id);
+  const backup::ImageRecord* record = s.find_image(wanted);
+  if (!record) {
+    std::string names;
+    for (const backup::ImageRecord& i : s.images) names += (names.empty() ? "" : ", ") + i.name;
+    fail(ErrorCategory::not_found, "snapshot {} has no image '{}' (it has: {})", snap.name, wanted,
+         names.empty() ? "none" : names);
+  }
+  report.image = record->name;
+  scratch.fetch(backup::load_image_chunks(repo, *record), "image " + record->name);
+  backup::RestoreRequest r;
+  r.snapshot = snap.id;
+  r.image = record->name;
+  r.to = target;
+  r.image_options = options;
+  report.stats = backup::restore_snapshot(repo, r).image_stats;
+  report.first = std::move(scratch.first);
+  report.second = std::move(scratch.second);
+  report.set_files = scratch.set_files;
+  report.packs_needed = scratch.packs_needed;
   return report;
 }
 

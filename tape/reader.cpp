@@ -5,6 +5,7 @@
 #include "core/crc32c.h"
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "tape/buffers.h"
 
 namespace arche::tape {
 
@@ -123,8 +124,11 @@ void ArchiveReader::feed(std::span<const uint8_t> data, const Wants& wants, cons
     in_object_ = true;
     wanted_ = wants(entry_.name);
     remaining_ = entry_.size;
-    object_.clear();
-    if (wanted_) object_.reserve(entry_.size);
+    if (wanted_) {
+      object_ = buffers_ ? buffers_() : std::vector<uint8_t>();
+      object_.clear();
+      reserve_buffer(object_, entry_.size);
+    }
     if (remaining_ == 0) {
       in_object_ = false;
       if (wanted_) take(entry_.name, {});

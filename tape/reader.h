@@ -51,6 +51,10 @@ class ArchiveReader {
   // Reads to the filemark that ends the file. Every entry whose name `wants` is
   // passed to `take` whole, its CRC32C verified.
   void read_objects(const Wants& wants, const Take& take);
+  // Where the buffers of wanted objects come from (a caller that hands the taken
+  // buffers back for reuse; their capacity is what counts); default: new ones.
+  using Buffers = std::function<std::vector<uint8_t>()>;
+  void set_buffers(Buffers buffers) { buffers_ = std::move(buffers); }
 
   const std::vector<DamagedRecord>& damaged() const { return damaged_; }
   uint64_t records_read() const { return records_read_; }
@@ -86,6 +90,7 @@ class ArchiveReader {
   EntryHeader entry_;
   uint64_t remaining_ = 0;
   std::vector<uint8_t> object_;
+  Buffers buffers_;
 };
 
 }  // namespace arche::tape

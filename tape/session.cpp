@@ -59,6 +59,11 @@ bool SetWriter::continue_current() {
     if (s.pool == choice_.pool && (!current || s.created >= current->created)) current = &s;
   if (!current || current->tapes.empty()) return false;
   if (current->repository != choice_.repository || current->key_fingerprint != choice_.key_fingerprint) return false;
+  if (new_set_due(choice_.new_set_every, current->created, choice_.now)) {
+    note("media set {} of pool {} began before this {}: starting a new one", current->uuid, choice_.pool,
+         to_string(choice_.new_set_every));
+    return false;
+  }
   const CatalogTape* last = catalog_.find_tape(current->tapes.back());
   if (!last || last->full || last->media_set != current->uuid) return false;
   set_ = current->uuid;

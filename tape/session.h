@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tape/allocation.h"
 #include "tape/catalog.h"
 #include "tape/drive.h"
 #include "tape/library.h"
@@ -23,6 +24,7 @@ struct SetChoice {
   std::string pool;
   std::string repository, key_fingerprint;
   bool new_set = false;          // else the pool's current set is continued when it can be
+  NewSetEvery new_set_every = NewSetEvery::never;  // also a new set when the current began before this period
   uint32_t retention_days = 30;  // of a new set
   uint32_t record_size = kDefaultRecordSize;
   int64_t now = 0;  // unix seconds (tests set it)

@@ -14,6 +14,8 @@
 #include "backup/used_blobs.h"
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "core/thread_pool.h"
+#include "tape/buffers.h"
 
 namespace arche::tape {
 
@@ -46,6 +48,41 @@ SnapshotPacks packs_of(backup::Repository& repo, const backup::Snapshot& s,
   }
   return out;
 }
+
+// Reads the packs to copy one ahead, on a thread of its own (double buffering): the
+// next pack comes off the store while the current one is cut into records. Two
+// buffers go round, so the pages are not allocated (and zeroed) again per pack.
+class PackPrefetch {
+ public:
+  PackPrefetch(backup::Store& store, const std::vector<std::string>& names) : store_(store), names_(names) {
+    if (!names_.empty()) start(0, {});
+  }
+  // The next pack's bytes, valid until the next call; rethrows the store's error.
+  std::span<const uint8_t> next() {
+    std::vector<uint8_t> done = std::move(current_);
+    current_ = pending_.get();
+    if (++index_ < names_.size()) start(index_, std::move(done));
+    return current_;
+  }
+
+ private:
+  void start(size_t i, std::vector<uint8_t> buffer) {
+    pending_ = reader_.submit([this, i, b = std::move(buffer)]() mutable {
+      std::unique_ptr<backup::ObjectReader> r = store_.open(names_[i]);
+      reserve_buffer(b, r->size());
+      b.resize(r->size());
+      r->read(0, b);
+      return std::move(b);
+    });
+  }
+
+  backup::Store& store_;
+  const std::vector<std::string>& names_;
+  size_t index_ = 0;
+  std::vector<uint8_t> current_;
+  std::future<std::vector<uint8_t>> pending_;
+  ThreadPool reader_{1};  // last: joined before the members its task uses go
+};
 
 }  // namespace
 
@@ -89,6 +126,7 @@ TapeBackupReport tape_backup(backup::Repository& repo, const std::vector<std::st
     uint64_t in_archive = 0;
     bool open = false;
     const Json meta = {{"repository", repo.id().hex()}, {"snapshot", s.id}};
+    PackPrefetch prefetch(repo.store(), to_copy);
     for (const std::string& name : to_copy) {
       interrupt::check();
       if (open && in_archive >= options.archive_size) {
@@ -102,7 +140,7 @@ TapeBackupReport tape_backup(backup::Repository& repo, const std::vector<std::st
         writer.begin_file(ContentType::chunk_archive, archive, part, meta);
         open = true;
       }
-      std::vector<uint8_t> bytes = repo.store().read(name);
+      const std::span<const uint8_t> bytes = prefetch.next();
       in_archive += bytes.size();
       ++report.packs_written;
       if (progress) progress->add(bytes.size());

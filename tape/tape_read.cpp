@@ -1,6 +1,7 @@
 #include "tape/tape_read.h"
 
 #include <algorithm>
+#include <future>
 #include <map>
 
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include "core/log.h"
 #include "tape/drive.h"
 #include "tape/media.h"
+#include "tape/store_writer.h"
 
 namespace arche::tape {
 
@@ -42,7 +44,7 @@ std::string damage_text(const std::vector<DamagedRecord>& d) {
 
 void read_set_objects(Library& library, const Catalog& catalog, const std::string& set,
                       const std::set<std::string>& names, const ObjectSink& sink, ReadReport& report,
-                      Progress* progress, const ObjectPlace* prefer) {
+                      Progress* progress, const ObjectPlace* prefer, const ArchiveReader::Buffers& buffers) {
   std::map<std::string, ObjectPlace> places = catalog.objects_of_set(set);
   if (prefer)
     for (const CatalogObject& o : prefer->file->objects) places[o.name] = {prefer->tape, prefer->file, &o};
@@ -64,6 +66,7 @@ void read_set_objects(Library& library, const Catalog& catalog, const std::strin
       interrupt::check();
       drive->locate_file(file);
       ArchiveReader reader(*drive, expected(t, file));
+      reader.set_buffers(buffers);
       reader.read_objects([&](const std::string& n) { return names.count(n) != 0 && !passed.count(n); },
                           [&](const std::string& n, std::vector<uint8_t> bytes) {
                             if (progress) progress->add(bytes.size());
@@ -100,48 +103,51 @@ TapeRestoreReport restore_snapshot(Library& library, const Catalog& catalog, con
   if (progress) progress->set_total(total);
 
   // The target: a new store, the same repository (objects it has are kept), or
-  // what an interrupted restore left (packs, no config).
-  std::shared_ptr<backup::Store> store = backup::open_store(target);
-  if (store->stat("config")) {
-    const backup::RepoConfigHeader h = backup::Repository::read_header(*store);
+  // what an interrupted restore left (packs, no config). Making a new local store
+  // (its directories, each synced) runs while the tape is read.
+  std::shared_ptr<backup::Store> existing = backup::open_store(target);
+  std::shared_future<std::shared_ptr<backup::Store>> made;
+  if (existing->stat("config")) {
+    const backup::RepoConfigHeader h = backup::Repository::read_header(*existing);
     if (h.repo_id.hex() != set->repository)
       fail(ErrorCategory::exists, "{} holds another repository ({}), not {}", target, h.repo_id.short_hex(),
            set->repository.substr(0, 8));
+    std::promise<std::shared_ptr<backup::Store>> ready;
+    ready.set_value(existing);
+    made = ready.get_future().share();
   } else {
-    try {
-      store = backup::create_store(target);
-    } catch (const Error& e) {
-      if (e.category() != ErrorCategory::exists || !store->list("keys/").empty() || store->list("data/").empty()) throw;
-    }
+    made = std::async(std::launch::async, [target, existing]() -> std::shared_ptr<backup::Store> {
+             try {
+               return backup::create_store(target);
+             } catch (const Error& e) {
+               if (e.category() != ErrorCategory::exists || !existing->list("keys/").empty() ||
+                   existing->list("data/").empty())
+                 throw;
+               return existing;
+             }
+           }).share();
   }
 
   TapeRestoreReport report;
   report.snapshot_id = snap.id;
   report.snapshot_name = snap.name;
-  report.target = store->location();
+  report.target = existing->location();
   std::map<std::string, std::vector<uint8_t>> held;  // written after the packs
   std::set<std::string> got;
-  auto put = [&](const std::string& name, std::span<const uint8_t> bytes) {
-    if (store->stat(name)) {
-      ++report.objects_present;
-      return;
-    }
-    try {
-      store->write(name, bytes, backup::WriteMode::create);
-      ++report.objects_written;
-    } catch (const Error& e) {
-      if (e.category() != ErrorCategory::exists) throw;
-      ++report.objects_present;
-    }
-  };
-  read_set_objects(
-      library, catalog, set->uuid, names,
-      [&](const std::string& name, std::vector<uint8_t> bytes) {
-        got.insert(name);
-        if (name.rfind("data/", 0) == 0) put(name, bytes);
-        else held[name] = std::move(bytes);
-      },
-      report.read, progress, &m->second);
+  {
+    ParallelStoreWriter packs(made, std::clamp(existing->capabilities().parallelism * 2, 4u, 16u), 2);
+    read_set_objects(
+        library, catalog, set->uuid, names,
+        [&](const std::string& name, std::vector<uint8_t> bytes) {
+          got.insert(name);
+          if (name.rfind("data/", 0) == 0) packs.write(name, std::move(bytes));
+          else held[name] = std::move(bytes);
+        },
+        report.read, progress, &m->second, [&] { return packs.spare_buffer(); });
+    packs.finish();
+    report.objects_written = packs.written();
+    report.objects_present = packs.present();
+  }
   std::vector<std::string> missing;
   for (const std::string& n : names)
     if (!got.count(n)) missing.push_back(n);
@@ -151,6 +157,20 @@ TapeRestoreReport restore_snapshot(Library& library, const Catalog& catalog, con
          "written{}{}",
          snap.name, missing.size(), missing.front(), missing.size() > 1 ? ", ..." : "",
          report.read.damaged.empty() ? "" : ": ", damage_text(report.read.damaged));
+  backup::Store& store = *made.get();
+  auto put = [&](const std::string& name, std::span<const uint8_t> bytes) {
+    if (store.stat(name)) {
+      ++report.objects_present;
+      return;
+    }
+    try {
+      store.write(name, bytes, backup::WriteMode::create);
+      ++report.objects_written;
+    } catch (const Error& e) {
+      if (e.category() != ErrorCategory::exists) throw;
+      ++report.objects_present;
+    }
+  };
   for (const auto& [name, bytes] : held)
     if (name.rfind("keys/", 0) == 0 || name.rfind("index/", 0) == 0) put(name, bytes);
   put(manifest, held.at(manifest));

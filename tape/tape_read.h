@@ -29,9 +29,11 @@ using ObjectSink = std::function<void(const std::string& name, std::vector<uint8
 // to `sink` once. Objects the damage made unreadable are simply not passed:
 // compare. An object several files hold (config, key slots: in every snapshot
 // archive) is read from `prefer` when that holds it, else from its first copy.
+// `buffers`, when given, supplies the objects' buffers (ArchiveReader::set_buffers).
 void read_set_objects(Library& library, const Catalog& catalog, const std::string& set,
                       const std::set<std::string>& names, const ObjectSink& sink, ReadReport& report,
-                      Progress* progress = nullptr, const ObjectPlace* prefer = nullptr);
+                      Progress* progress = nullptr, const ObjectPlace* prefer = nullptr,
+                      const ArchiveReader::Buffers& buffers = {});
 
 struct TapeRestoreReport {
   std::string snapshot_id, snapshot_name, target;
@@ -41,8 +43,9 @@ struct TapeRestoreReport {
 
 // The snapshot's packs, manifest, index, config and key slots into the store at
 // `target` (created when missing; an existing repository must be the same one).
-// Packs first, the manifest after them, config last: an interrupted restore leaves
-// no snapshot that looks whole. A needed object that cannot be read is an error
+// Packs first (a few written at once while the tape reads on: store_writer.h), the
+// manifest only once they are all durable, config last: an interrupted restore
+// leaves no snapshot that looks whole. A needed object that cannot be read is an error
 // naming the damaged records, and then the manifest is not written.
 TapeRestoreReport restore_snapshot(Library& library, const Catalog& catalog, const std::string& snapshot_ref,
                                    const std::string& target, Progress* progress = nullptr);

@@ -169,6 +169,13 @@ int VirtualTape::append(uint32_t kind, const void* data, uint32_t length) {
   blocks_.push_back({offset, kind, length});
   position_ = blocks_.size();
   dirty_ = true;
+  // Start writeback every few MiB (as a drive empties its buffer onto the tape while
+  // it streams), so the flush at the next filemark waits for little.
+  unflushed_ += static_cast<uint64_t>(want);
+  if (unflushed_ >= kWritebackStep) {
+    ::sync_file_range(file_, 0, 0, SYNC_FILE_RANGE_WRITE);
+    unflushed_ = 0;
+  }
   return 0;
 }
 

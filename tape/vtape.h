@@ -79,6 +79,8 @@ class VirtualTape final : public TapeSyscalls {
   enum class Warning { none, crossed, reported } warning_ = Warning::none;
   std::vector<std::pair<uint32_t, uint64_t>> read_errors_;  // (file from 1, record)
   bool dirty_ = false;
+  static constexpr uint64_t kWritebackStep = 8u << 20;
+  uint64_t unflushed_ = 0;  // bytes appended since writeback was last started
   bool eod_hit_ = false;  // the last read found end of data, or MTEOM went there
 };
 

@@ -46,12 +46,25 @@ void RecordPump::run() {
     }
     warned_ |= warned;
     if (!error && !item.record.empty()) bytes_ += item.record.size();
+    if (!item.record.empty() && free_.size() <= depth_) free_.push_back(std::move(item.record));
     changed_.notify_all();
   }
 }
 
 void RecordPump::check_error_locked() {
   if (error_) std::rethrow_exception(error_);
+}
+
+std::vector<uint8_t> RecordPump::take_buffer(size_t size) {
+  std::unique_lock lock(mutex_);
+  for (size_t i = free_.size(); i-- > 0;) {
+    if (free_[i].size() != size) continue;
+    std::vector<uint8_t> buffer = std::move(free_[i]);
+    free_.erase(free_.begin() + static_cast<long>(i));
+    return buffer;
+  }
+  lock.unlock();
+  return std::vector<uint8_t>(size);
 }
 
 void RecordPump::submit_record(std::vector<uint8_t> record) {
@@ -87,7 +100,7 @@ uint64_t RecordPump::bytes_written() const {
 
 ArchiveWriter::ArchiveWriter(RecordPump& pump, const RecordContext& context, const FileHeader& header)
     : pump_(pump), context_(context) {
-  record_.assign(context_.record_size, 0);
+  record_ = pump_.take_buffer(context_.record_size);
   append(encode_file_header(header));
 }
 
@@ -113,10 +126,11 @@ void ArchiveWriter::flush_record(bool last) {
   h.file_number = context_.file_number;
   h.record_number = record_number_;
   h.first_entry = first_entry_;
+  // A reused buffer still holds an older record: the format wants zeros after the payload.
+  std::memset(record_.data() + kRecordHeaderSize + fill_, 0, record_.size() - kRecordHeaderSize - fill_);
   seal_record_header(record_, h);
-  std::vector<uint8_t> next(context_.record_size, 0);
-  std::swap(next, record_);
-  pump_.submit_record(std::move(next));
+  pump_.submit_record(std::move(record_));
+  if (!last) record_ = pump_.take_buffer(context_.record_size);
   ++record_number_;
   fill_ = 0;
   first_entry_ = kNoEntry;

@@ -3,6 +3,9 @@
 // streaming while the next records are prepared (double buffering: a few records
 // in flight, so a drive never waits for compression of the catalog, a store's read
 // of the next pack and so on, and never stops and repositions — "shoe-shining").
+// The record buffers go round: written ones come back to the pump's free list and
+// are filled again, so a long backup allocates (and the kernel zeroes) only the
+// first few.
 #pragma once
 
 #include <condition_variable>
@@ -28,6 +31,9 @@ class RecordPump {
   RecordPump(const RecordPump&) = delete;
   RecordPump& operator=(const RecordPump&) = delete;
 
+  // A record buffer of `size` bytes to fill: a written one when one is free (its
+  // old bytes still in it), else a new one.
+  std::vector<uint8_t> take_buffer(size_t size);
   // Blocks while `depth` records wait; rethrows the writer thread's error.
   void submit_record(std::vector<uint8_t> record);
   void submit_filemark();
@@ -49,6 +55,7 @@ class RecordPump {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<Item> queue_;
+  std::vector<std::vector<uint8_t>> free_;  // written record buffers
   bool busy_ = false, stop_ = false, warned_ = false;
   uint64_t bytes_ = 0;
   std::exception_ptr error_;

@@ -92,6 +92,13 @@ struct VolumeGroup {
   uint64_t extent_size = 0;  // sectors
   std::vector<PvInfo> pvs;
   std::vector<LogicalVolume> lvs;  // visible ones, in metadata order
+  // The PV extents every LV occupies, hidden ones (RAID images, thin pool data,
+  // copy-on-write stores) included: P2V skips only the extents no LV holds.
+  struct Allocation {
+    std::string lv, pv;  // names in the metadata
+    uint64_t first_extent = 0, extent_count = 0;
+  };
+  std::vector<Allocation> allocated;
 };
 
 // The volume group described by parsed metadata text. Throws format when

@@ -144,6 +144,14 @@ VolumeGroup parse_volume_group(const Section& root) {
       lv.unsupported = fmt::format("snapshot of {} (copy-on-write snapshots are not supported)", it->second);
     }
   }
+  for (const LogicalVolume& lv : vg.lvs)
+    for (const LvSegment& seg : lv.segments) {
+      if (seg.stripes.empty()) continue;
+      // A count that does not divide is refused when the LV is opened; here the
+      // larger share is assumed, so that nothing is left out.
+      const uint64_t per_area = (seg.extent_count + seg.stripes.size() - 1) / seg.stripes.size();
+      for (const SegmentArea& a : seg.stripes) vg.allocated.push_back({lv.name, a.pv, a.first_extent, per_area});
+    }
   std::erase_if(vg.lvs, [](const LogicalVolume& lv) { return !lv.visible; });
   return vg;
 }

@@ -184,6 +184,10 @@ class NtfsFilesystem final : public Filesystem {
       ntfs_device_free(dev_);
       fail_errno(err, "cannot mount");
     }
+    // A read-only mount leaves free_clusters unset (-1, which used_bytes() reads as
+    // "all used"): count $Bitmap now, so that used_bytes() is the volume's real use
+    // (P2V checks its used-block map against it). On failure it stays "all used".
+    (void)ntfs_volume_get_free_space(vol_);
   }
 
   ~NtfsFilesystem() override {

@@ -167,6 +167,22 @@ void put_volume(ByteWriter& w, const VolumeInfo& v) {
   put_strings(w, v.pvs);
   w.u8(v.browsable);
   put_strings(w, v.notes);
+  w.le32(static_cast<uint32_t>(v.placement.size()));
+  for (const Placement& p : v.placement) {
+    w.le64(p.length);
+    w.le64(p.stripe_size);
+    w.le32(static_cast<uint32_t>(p.areas.size()));
+    for (const PlacedArea& a : p.areas) {
+      w.le32(a.disk);
+      w.le64(a.offset);
+    }
+  }
+  w.u8(v.lvm_assembled);
+  w.le32(static_cast<uint32_t>(v.lvm_keep.size()));
+  for (const ByteRange& b : v.lvm_keep) {
+    w.le64(b.offset);
+    w.le64(b.length);
+  }
 }
 
 VolumeInfo get_volume(ByteReader& r) {
@@ -185,6 +201,33 @@ VolumeInfo get_volume(ByteReader& r) {
   v.pvs = get_strings(r);
   v.browsable = r.u8() != 0;
   v.notes = get_strings(r);
+  // Each count is checked against what the message still holds (>= 20 bytes per
+  // placement, 12 per area, 16 per range) before anything is reserved.
+  const uint32_t placements = r.le32();
+  if (placements > r.remaining() / 20) fail(ErrorCategory::corrupt, "volume sandbox: {} placements", placements);
+  for (uint32_t i = 0; i < placements; ++i) {
+    Placement p;
+    p.length = r.le64();
+    p.stripe_size = r.le64();
+    const uint32_t areas = r.le32();
+    if (areas > r.remaining() / 12) fail(ErrorCategory::corrupt, "volume sandbox: {} areas", areas);
+    for (uint32_t k = 0; k < areas; ++k) {
+      PlacedArea a;
+      a.disk = r.le32();
+      a.offset = r.le64();
+      p.areas.push_back(a);
+    }
+    v.placement.push_back(std::move(p));
+  }
+  v.lvm_assembled = r.u8() != 0;
+  const uint32_t reserved = r.le32();
+  if (reserved > r.remaining() / 16) fail(ErrorCategory::corrupt, "volume sandbox: {} reserved ranges", reserved);
+  for (uint32_t i = 0; i < reserved; ++i) {
+    ByteRange b;
+    b.offset = r.le64();
+    b.length = r.le64();
+    v.lvm_keep.push_back(b);
+  }
   return v;
 }
 

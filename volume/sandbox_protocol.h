@@ -26,7 +26,7 @@
 namespace arche::volume::sandbox {
 
 constexpr char kMagic[4] = {'A', 'V', 'S', 'B'};
-constexpr uint16_t kVersion = 1;
+constexpr uint16_t kVersion = 2;  // 2: volumes carry their placement (P2V)
 constexpr size_t kHeaderSize = 12;
 constexpr size_t kTrailerSize = 4;
 constexpr uint32_t kMaxPayload = 64 << 20;

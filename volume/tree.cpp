@@ -1,5 +1,6 @@
 #include "volume/tree.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include "core/error.h"
@@ -112,6 +113,7 @@ class LocalTree final : public Tree {
     v.kind = VolumeKind::disk;
     v.disk = index;
     v.size = disk.device->size();
+    v.placement.push_back({v.size, {{index, 0}}, 0});
     Content c = probe(v, disk.device);
     std::optional<PartitionTable> table;
     if (c.kind == ContentKind::partition_table) {
@@ -152,11 +154,58 @@ class LocalTree final : public Tree {
         pv.content = "extended";
       } else if (p.size > 0) {
         dev = std::make_shared<SliceDevice>(disk.device, p.offset, p.size, disk.name + " " + pv.name);
+        pv.placement.push_back({p.size, {{index, p.offset}}, 0});
         pc = probe(pv, dev);
       }
       const size_t at = push(std::move(pv), std::move(dev), pc);
       if (pc.kind == ContentKind::lvm_pv) note_pv(at, pvs);
     }
+  }
+
+  // What P2V must copy of PV `k` as it is: everything outside its physical
+  // extents (label, metadata areas), and the extents of LVs without a placement.
+  void note_lvm_keep(VolumeInfo& v, const lvm::VolumeGroup& vg, size_t k,
+                     const std::vector<std::string>& placed_lvs) const {
+    const lvm::PvInfo& pv = vg.pvs[k];
+    const uint64_t extent_bytes = vg.extent_size * lvm::kSectorSize;
+    const uint64_t start = std::min(pv.pe_start * lvm::kSectorSize, v.size);
+    const uint64_t extents = pv.pe_count * extent_bytes;
+    const uint64_t end = extents > v.size - start ? v.size : start + extents;
+    v.lvm_assembled = true;
+    v.lvm_keep.clear();
+    if (start > 0) v.lvm_keep.push_back({0, start});
+    for (const lvm::VolumeGroup::Allocation& a : vg.allocated) {
+      if (a.pv != pv.name || std::find(placed_lvs.begin(), placed_lvs.end(), a.lv) != placed_lvs.end()) continue;
+      const uint64_t first = std::min(a.first_extent, pv.pe_count);
+      const uint64_t from = start + first * extent_bytes;
+      const uint64_t to = from + std::min(a.extent_count, pv.pe_count - first) * extent_bytes;
+      if (to > from && to <= v.size) v.lvm_keep.push_back({from, to - from});
+    }
+    if (end < v.size) v.lvm_keep.push_back({end, v.size - end});
+  }
+
+  // Where the LV's segments lie on the disks (open_logical_volume has checked them).
+  std::vector<Placement> lv_placement(const lvm::AssembledVg& a, const lvm::LogicalVolume& lv,
+                                      const std::vector<size_t>& pv_volume) const {
+    const uint64_t extent_bytes = a.vg.extent_size * lvm::kSectorSize;
+    std::vector<lvm::LvSegment> segments = lv.segments;
+    std::sort(segments.begin(), segments.end(),
+              [](const lvm::LvSegment& x, const lvm::LvSegment& y) { return x.start_extent < y.start_extent; });
+    std::vector<Placement> out;
+    for (const lvm::LvSegment& seg : segments) {
+      Placement p;
+      p.length = seg.extent_count * extent_bytes;
+      if (seg.stripes.size() > 1) p.stripe_size = seg.stripe_size * lvm::kSectorSize;
+      for (const lvm::SegmentArea& area : seg.stripes) {
+        size_t k = 0;
+        while (k < a.vg.pvs.size() && a.vg.pvs[k].name != area.pv) ++k;
+        if (k == a.vg.pvs.size() || pv_volume[k] == SIZE_MAX) return {};
+        const VolumeInfo& pv = volumes_[pv_volume[k]];
+        p.areas.push_back({pv.disk, pv.offset + a.vg.pvs[k].pe_start * lvm::kSectorSize + area.first_extent * extent_bytes});
+      }
+      out.push_back(std::move(p));
+    }
+    return out;
   }
 
   void note_pv(size_t volume, std::vector<lvm::FoundPv>& pvs) {
@@ -185,11 +234,13 @@ class LocalTree final : public Tree {
       g.uuid = a.vg.uuid;
       g.notes = a.notes;
       bool placed = false;
+      std::vector<size_t> pv_volume(a.vg.pvs.size(), SIZE_MAX);  // indices: volumes_ grows below
       for (size_t k = 0; k < a.vg.pvs.size(); ++k) {
         g.size += a.vg.pvs[k].pe_count * a.vg.extent_size * lvm::kSectorSize;
         if (!a.devices[k]) continue;
         for (size_t i = 0; i < volumes_.size(); ++i) {
           if (entries_[i].device != a.devices[k]) continue;
+          pv_volume[k] = i;
           g.pvs.push_back(display(volumes_[i]));
           volumes_[i].unsupported = fmt::format("LVM2 physical volume of VG {}: address its logical volumes as {}/LV",
                                                 a.vg.name, a.vg.name);
@@ -198,6 +249,7 @@ class LocalTree final : public Tree {
         }
       }
       push(g, nullptr, {});
+      std::vector<std::string> placed_lvs;
       for (const lvm::LogicalVolume& lv : a.vg.lvs) {
         interrupt::check();
         VolumeInfo l;
@@ -214,6 +266,8 @@ class LocalTree final : public Tree {
         } else {
           try {
             dev = lvm::open_logical_volume(a, lv);
+            l.placement = lv_placement(a, lv, pv_volume);
+            if (!l.placement.empty()) placed_lvs.push_back(lv.name);
             c = probe(l, dev);
           } catch (const Error& e) {
             if (!damage(e)) throw;
@@ -222,6 +276,8 @@ class LocalTree final : public Tree {
         }
         push(std::move(l), std::move(dev), std::move(c));
       }
+      for (size_t k = 0; k < a.vg.pvs.size(); ++k)
+        if (pv_volume[k] != SIZE_MAX) note_lvm_keep(volumes_[pv_volume[k]], a.vg, k, placed_lvs);
     }
   }
 

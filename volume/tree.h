@@ -38,6 +38,19 @@ enum class VolumeKind : uint8_t {
 };
 const char* to_string(VolumeKind kind);  // "disk", "partition", "volume-group", "logical-volume"
 
+// Where a run of a volume's bytes lies on the disks: `length` bytes, on one area
+// one after the other (a disk, a partition, a linear LV segment), or `stripe_size`
+// bytes to each area in turn (a striped LV segment), as views.h's Segment.
+struct PlacedArea {
+  uint32_t disk = 0;
+  uint64_t offset = 0;  // bytes from the start of that disk
+};
+struct Placement {
+  uint64_t length = 0;
+  std::vector<PlacedArea> areas;
+  uint64_t stripe_size = 0;  // bytes; only for several areas
+};
+
 struct VolumeInfo {
   VolumeKind kind = VolumeKind::disk;
   uint32_t disk = 0;  // index of the disk it lies on (a VG: the disk of its first PV found)
@@ -57,6 +70,16 @@ struct VolumeInfo {
   bool browsable = false;    // holds a file system arche reads: Tree::filesystem() opens it
   std::string unsupported;   // why it cannot be browsed, when it holds something
   std::vector<std::string> notes;  // damage and oddities found while reading it
+
+  // For P2V's used-block maps: the volume's bytes on the disks, segment after
+  // segment (disks, partitions, readable LVs; empty for the others); and for an
+  // LVM2 PV whose VG was assembled, `lvm_assembled` and the bytes of the PV that
+  // must be copied as they are (relative to the PV): LVM's label and metadata
+  // (outside the physical extents) and the extents of LVs without a placement
+  // (thin pools, RAID images, snapshots). Free extents are in neither.
+  std::vector<Placement> placement;
+  bool lvm_assembled = false;
+  std::vector<ByteRange> lvm_keep;
 };
 
 class Tree {

@@ -7,9 +7,16 @@
 
 #include <boost/filesystem.hpp>
 
+#include <cstring>
+#include <thread>
+
+#include "backup/copy.h"
+#include "backup/create.h"
 #include "backup/pack.h"
+#include "backup/restore.h"
 #include "core/json.h"
 #include "tests/backup/backup_test_util.h"
+#include "tests/backup/memory_store.h"
 
 namespace fs = boost::filesystem;
 
@@ -130,6 +137,61 @@ TEST_F(BackupCopy, BandwidthLimitIsHonoured) {
   copy_json({repo + "::mon", replica, "--bwlimit", std::to_string(bytes / 2)});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_GE(seconds, 1.8) << "at half the bytes per second it takes two seconds at least";
+}
+
+// Packs travel several at once, and never more than the destination store takes: a
+// gate holds every pack's commit, so a copy that sent one pack at a time would never
+// have more than one waiting there.
+TEST(BackupCopyParallel, SeveralPacksTravelAtOnceAndNoMoreThanTheStoreTakes) {
+  using namespace std::chrono_literals;
+  TempDir dir;
+  const std::span<const uint8_t> pass(reinterpret_cast<const uint8_t*>(kPassphrase), std::strlen(kPassphrase));
+  fs::create_directories(dir.file("src"));
+  write_random_file(dir.file("src/a"), 6u << 20, 4101);
+  auto source_store = std::make_shared<MemoryStore>();
+  InitOptions init;
+  init.kdf.memlimit = 8u << 20;
+  init.kdf.opslimit = 1;
+  init.settings.pack_size = 1u << 20;  // five packs or more (chunk boundaries decide)
+  Repository::init(*source_store, pass, init);
+  auto source = Repository::open(source_store, pass);
+  CreateOptions create;
+  create.name = "one";
+  create.paths = {dir.file("src")};
+  create.threads = 2;
+  create_snapshot(*source, create);
+
+  MemoryStore::Options o;
+  o.capabilities.consistent_listing = true;
+  o.capabilities.parallelism = 3;
+  auto replica_store = std::make_shared<MemoryStore>(o);
+  Repository::init_same_key(*replica_store, *source, pass, init.kdf);
+  auto replica = Repository::open(replica_store, pass);
+  replica_store->close_gate("data/");
+  std::optional<CopyReport> report;
+  std::exception_ptr failure;
+  std::thread copy([&] {
+    try {
+      report = copy_snapshots(*source, *replica, CopyOptions{});
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  const bool three_at_once = replica_store->wait_at_gate(120s, 3);
+  replica_store->open_gate();
+  copy.join();
+  ASSERT_FALSE(failure) << "the copy failed";
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(three_at_once) << "never three packs in flight at once";
+  EXPECT_GE(report->packs, 4u);
+  EXPECT_LE(replica_store->peak_open_writers(), 3u) << "more sends than the store takes";
+
+  auto fresh = Repository::open(replica_store, pass);
+  RestoreRequest r;
+  r.snapshot = "one";
+  r.to = dir.file("out");
+  restore_snapshot(*fresh, r);
+  EXPECT_TRUE(same_content(dir.file("src/a"), dir.file("out") + dir.file("src/a")));
 }
 
 }  // namespace

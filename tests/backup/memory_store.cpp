@@ -9,7 +9,10 @@ namespace arche::backup::test {
 class MemoryStore::Writer final : public ObjectWriter {
  public:
   Writer(MemoryStore& store, std::string name, WriteMode mode) : store_(store), name_(std::move(name)), mode_(mode) {
-    ++store_.open_writers_;
+    const size_t open = ++store_.open_writers_;
+    size_t peak = store_.peak_open_writers_;
+    while (open > peak && !store_.peak_open_writers_.compare_exchange_weak(peak, open)) {
+    }
   }
   ~Writer() override {
     if (!done_) --store_.open_writers_;
@@ -170,9 +173,9 @@ void MemoryStore::close_gate(const std::string& prefix) {
   gate_closed_ = true;
 }
 
-bool MemoryStore::wait_at_gate(std::chrono::milliseconds timeout) {
+bool MemoryStore::wait_at_gate(std::chrono::milliseconds timeout, int writers) {
   std::unique_lock lock(mutex_);
-  return gate_changed_.wait_for(lock, timeout, [this] { return waiting_at_gate_ > 0; });
+  return gate_changed_.wait_for(lock, timeout, [this, writers] { return waiting_at_gate_ >= writers; });
 }
 
 void MemoryStore::open_gate() {

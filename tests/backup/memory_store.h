@@ -55,8 +55,8 @@ class MemoryStore final : public Store {
   void fail_next(const std::string& prefix, int count, ErrorCategory category = ErrorCategory::io, int skip = 0);
   // Writes of names starting with `prefix` block until open_gate(); returns at once.
   void close_gate(const std::string& prefix);
-  // Waits (up to `timeout`) until a writer is blocked at the gate.
-  bool wait_at_gate(std::chrono::milliseconds timeout);
+  // Waits (up to `timeout`) until `writers` writers are blocked at the gate at once.
+  bool wait_at_gate(std::chrono::milliseconds timeout, int writers = 1);
   void open_gate();
 
   // --- for tests -------------------------------------------------------------------
@@ -68,6 +68,8 @@ class MemoryStore final : public Store {
   uint64_t bytes_stored() const;
   // Writers created but neither committed nor destroyed yet (in-progress uploads).
   size_t open_writers() const { return open_writers_; }
+  // The most that were open at once.
+  size_t peak_open_writers() const { return peak_open_writers_; }
 
  private:
   struct Object {
@@ -97,6 +99,7 @@ class MemoryStore final : public Store {
   int waiting_at_gate_ = 0;
   size_t writes_ = 0;
   std::atomic<size_t> open_writers_{0};
+  std::atomic<size_t> peak_open_writers_{0};
 };
 
 }  // namespace arche::backup::test

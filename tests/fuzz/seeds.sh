@@ -68,7 +68,7 @@ qcow2_fuzz)
   qemu-io -c "write -P 0x11 0 4k" -f qcow2 "$tmp/snap.qcow2" >/dev/null
   qemu-img snapshot -c first "$tmp/snap.qcow2" && image_seed "$tmp/snap.qcow2"
   ;;
-backup_fuzz|s3_fuzz|sftp_fuzz|tape_fuzz|hv_fuzz) ;;  # write their own seeds into the empty corpus (LLVMFuzzerInitialize)
+backup_fuzz|s3_fuzz|sftp_fuzz|tape_fuzz|hv_fuzz|p2v_wire_fuzz) ;;  # write their own seeds into the empty corpus (LLVMFuzzerInitialize)
 vmdk_fuzz)
   # Every subformat qemu-img writes (random data and a hole), arche's own
   # stream, a child with zeroed grains, descriptor files, and a small OVA.

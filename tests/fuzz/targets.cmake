@@ -27,3 +27,6 @@ fuzz_target(hv_fuzz ${ARCHE_ROOT}/tests/fuzz/hv_fuzz.cpp arche_hv)
 # The ext2/3/4 and NTFS wrappers of volume/ on crafted volumes.
 fuzz_target(ext_fuzz ${ARCHE_ROOT}/tests/fuzz/ext_fuzz.cpp arche_volume)
 fuzz_target(ntfs_fuzz ${ARCHE_ROOT}/tests/fuzz/ntfs_fuzz.cpp arche_volume)
+# The messages of `p2v send` / `receive` (convert/ needs volume/ and libsodium).
+add_subdirectory(${ARCHE_ROOT}/convert convert)
+fuzz_target(p2v_wire_fuzz ${ARCHE_ROOT}/tests/fuzz/p2v_wire_fuzz.cpp arche_convert)

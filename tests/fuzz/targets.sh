@@ -4,12 +4,12 @@
 # scripts/fuzz.sh (campaigns). A new target: a line in targets.cmake, here, a
 # case in seeds.sh, and a fuzz_test() in CMakeLists.txt (docs/testing.md).
 fuzz_targets="qcow2_fuzz vmdk_fuzz vhd_fuzz vhdx_fuzz vdi_fuzz mirror_fuzz partition_fuzz lvm_fuzz fat_fuzz xfs_fuzz
-  ext_fuzz ntfs_fuzz backup_fuzz s3_fuzz sftp_fuzz tape_fuzz hv_fuzz"
+  ext_fuzz ntfs_fuzz backup_fuzz s3_fuzz sftp_fuzz tape_fuzz hv_fuzz p2v_wire_fuzz"
 fuzz_max_len() {
   case "$1" in
   qcow2_fuzz|vmdk_fuzz|vhd_fuzz|vhdx_fuzz|vdi_fuzz|mirror_fuzz) echo 65536 ;;  # fuzz_common.h kMaxImageInput
   partition_fuzz|lvm_fuzz|fat_fuzz|xfs_fuzz|ext_fuzz|ntfs_fuzz) echo 262144 ;;  # whole small disks and volumes
-  backup_fuzz|s3_fuzz|sftp_fuzz|tape_fuzz|hv_fuzz) echo 65536 ;;
+  backup_fuzz|s3_fuzz|sftp_fuzz|tape_fuzz|hv_fuzz|p2v_wire_fuzz) echo 65536 ;;
   *) return 1 ;;
   esac
 }
@@ -35,6 +35,7 @@ fuzz_sources() {
   sftp_fuzz) echo backup/sftp_packet.cpp backup/sftp_client.cpp ;;
   tape_fuzz) echo tape/record.cpp tape/catalog.cpp tape/media.cpp ;;
   hv_fuzz) echo hv/config.cpp hv/control.cpp ;;
+  p2v_wire_fuzz) echo convert/p2v_wire.cpp ;;
   *) return 1 ;;
   esac
 }

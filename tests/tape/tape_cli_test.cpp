@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -246,6 +247,92 @@ TEST(TapeAcceptance, RestoringOneSmallFileReadsOnlyTheTapeFilesHoldingItsChunks)
   EXPECT_LT(j["records-read"].get<uint64_t>(), set_records * 3 / 4);
   EXPECT_TRUE(same_content(note, f.dir.file("one") + note));
   EXPECT_FALSE(std::filesystem::exists(f.dir.file("one") + f.dir.file("src2") + "/big.bin"));
+}
+
+// A qcow2 image of 6 MiB: random data with a hole and a run of zeros in it.
+void make_qcow2(const std::string& raw, const std::string& qcow2) {
+  std::vector<uint8_t> bytes = arche::test::random_bytes(6u << 20, 77);
+  std::fill(bytes.begin() + (1 << 20), bytes.begin() + (2 << 20), 0);
+  std::fill(bytes.begin() + (4 << 20), bytes.begin() + (4 << 20) + 65536, 0);
+  arche::test::write_file(raw, bytes);
+  CommandResult r = arche::test::run({"qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow2});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(TapeAcceptance, OneImageRestoresStraightToAFileFromTapeAlone) {
+  if (!arche::test::have_program("qemu-img")) GTEST_SKIP() << "no qemu-img";
+  Fixture f;
+  use_passphrase();
+  init_repo(f.repo, {"--pack-size", "1M"});
+  f.snapshot(1);
+  const std::string raw = f.dir.file("disk.raw"), qcow2 = f.dir.file("disk.qcow2");
+  make_qcow2(raw, qcow2);
+  backup_ok({"create", f.repo + "::vm", "--image", qcow2});
+  for (const char* t : {"T1", "T2", "T3"}) f.label(t, "weekly");
+  f.tape_ok({"backup", f.repo + "::s1", f.repo + "::vm", "--pool", "weekly", "--device", f.device(), "--archive-size",
+             "2M"});
+  std::filesystem::remove_all(f.repo);
+  const Catalog c = f.load_catalog();
+  uint64_t set_files = 0;
+  for (const CatalogTape& t : c.tapes) set_files += t.files.size();
+
+  const std::string out_raw = f.dir.file("out.raw");
+  CommandResult r = f.tape_ok({"restore-image", "--snapshot", "vm", "--device", f.device(), "--to", out_raw, "--json"});
+  const Json j = Json::parse(r.out);
+  std::cout << "restore-image read " << j["tape-files-read"] << " of " << set_files << " tape files\n";
+  EXPECT_EQ(j["image"].get<std::string>(), "disk.qcow2");
+  EXPECT_EQ(j["tape-files-in-set"].get<uint64_t>(), set_files);
+  EXPECT_LT(j["tape-files-read"].get<uint64_t>(), set_files) << "the file snapshot's archives were read too";
+  EXPECT_TRUE(same_content(raw, out_raw));
+
+  const std::string out_qcow2 = f.dir.file("out.qcow2");
+  f.tape_ok({"restore-image", "--snapshot", "vm", "--image", "disk.qcow2", "--device", f.device(), "--to", out_qcow2,
+             "-O", "qcow2"});
+  CommandResult cmp = arche::test::run({"qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", qcow2, out_qcow2});
+  EXPECT_EQ(cmp.exit_code, 0) << cmp.out << cmp.err;
+  CommandResult info = arche::test::run({"qemu-img", "check", out_qcow2});
+  EXPECT_EQ(info.exit_code, 0) << info.out << info.err;
+
+  CommandResult none = f.tape({"restore-image", "--snapshot", "vm", "--image", "other.img", "--device", f.device(),
+                               "--to", f.dir.file("none.raw")});
+  EXPECT_NE(none.exit_code, 0);
+  EXPECT_NE(none.err.find("has no image 'other.img' (it has: disk.qcow2)"), std::string::npos) << none.err;
+
+  // A damaged record inside one of the image's packs: a clear error naming it, no output file.
+  const CatalogSnapshot& vm = c.resolve_snapshot("vm");
+  const auto places = c.objects_of_set(vm.media_set);
+  std::string victim;
+  for (const std::string& p : vm.packs) {
+    const std::string name = "data/" + p.substr(0, 2) + "/" + p;
+    if (!places.count(name) ||
+        std::find(vm.metadata_packs.begin(), vm.metadata_packs.end(), p) != vm.metadata_packs.end())
+      continue;
+    const ObjectPlace& place = places.at(name);
+    if (place.object->offset + place.object->size > 3 * place.tape->record_size &&
+        place.object->record + 2 < place.file->records)
+      victim = name;
+  }
+  ASSERT_FALSE(victim.empty()) << "no data pack of the image spans three records";
+  const ObjectPlace& at = places.at(victim);
+  const uint64_t record = at.object->record + 1;
+  const uint64_t offset = f.record_offset(at.tape->label, at.file->file, record) + 1000;
+  {
+    File cart = File::open(f.lib + "/" + at.tape->label + ".vtape", OpenMode::read_write);
+    uint8_t b;
+    cart.read_exact(offset, std::span(&b, 1));
+    b ^= 0x55;
+    cart.write_all(offset, std::span(&b, 1));
+  }
+  const std::string where =
+      "tape " + at.tape->label + " file " + std::to_string(at.file->file) + " record " + std::to_string(record);
+  const std::string damaged = f.dir.file("damaged.raw");
+  CommandResult bad = f.tape({"restore-image", "--snapshot", "vm", "--device", f.device(), "--to", damaged});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find(where), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("CRC32C"), std::string::npos) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(damaged)) << "a restore with a damaged chunk left an output file";
+  for (const auto& e : std::filesystem::directory_iterator(f.dir.path()))
+    EXPECT_EQ(e.path().filename().string().find("damaged.raw"), std::string::npos) << e.path();
 }
 
 TEST(TapeAcceptance, StatusJson) {
