@@ -41,7 +41,6 @@ void add_run(CLI::App& group, Context& ctx) {
   cmd->footer("Exit status: 0 ok, 1 warning (partly failed), 2 failure (docs/jobs.md).");
   cmd->callback([&ctx, a] {
     const jobs::Job job = jobs::load_job_file(a->job);
-    ctx.if_interrupted = "the run is recorded as failed; the repository keeps what was complete";
     const jobs::RunRecord r = jobs::run_job(job);
     ctx.exit_code = int(r.result);
     if (ctx.json) print_json(jobs::record_to_json(r));

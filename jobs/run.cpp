@@ -193,14 +193,15 @@ RunRecord run_job(const Job& job, const RunOptions& options) {
     record.error = interruption;
   }
   record.result = judge(record);
+  record.end_ns = clock_ns();
   if (!interrupted && !before_failed && !job.hooks.after.empty()) {
     if (std::string e = run_hook(job.hooks.after, format_summary(record), job.name, result_name(record.result));
         !e.empty()) {
       record.hook_errors.push_back("after hook " + e);
       record.result = judge(record);
     }
+    record.end_ns = clock_ns();
   }
-  record.end_ns = clock_ns();
   if (record.result != RunResult::ok && !job.hooks.on_failure.empty()) {
     if (std::string e = run_hook(job.hooks.on_failure, format_summary(record), job.name, result_name(record.result));
         !e.empty())

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/filesystem.hpp>
+#include <regex>
 
 #include "core/error.h"
 #include "core/json.h"
@@ -104,7 +105,7 @@ TEST_F(JobRun, AVmWhoseDiskARunningVmHoldsGetsOneClearError) {
 TEST_F(JobRun, TheOnFailureHookGetsTheSummaryOnStdin) {
   write_random_file(dir.file("web.raw"), 1u << 20, 1607);
   const std::string hook_out = dir.file("hook.txt");
-  const std::string path = write_job("[hooks]\nafter = \"echo $ARCHE_JOB_RESULT > " + dir.file("after.txt") +
+  const std::string path = write_job("[hooks]\nafter = \"(echo $ARCHE_JOB_RESULT; cat) > " + dir.file("after.txt") +
                                      "\"\non-failure = \"(echo $ARCHE_JOB $ARCHE_JOB_RESULT; cat) > " + hook_out +
                                      "\"\n" + vm_table("web", dir.file("web.raw")) +
                                      vm_table("db", dir.file("gone.raw")));
@@ -115,7 +116,11 @@ TEST_F(JobRun, TheOnFailureHookGetsTheSummaryOnStdin) {
   EXPECT_NE(got.find("vm db: FAILED: "), std::string::npos) << got;
   EXPECT_NE(got.find("vm web: snapshot web-"), std::string::npos) << got;
   EXPECT_EQ(got.substr(got.find('\n') + 1), r.out) << "the hook reads what the terminal shows";
-  EXPECT_EQ(read_text(dir.file("after.txt")), "warning\n");
+  const std::string after = read_text(dir.file("after.txt"));
+  EXPECT_EQ(after.rfind("warning\njob nightly: warning (", 0), 0u) << after;
+  EXPECT_NE(after.find("vm db: FAILED: "), std::string::npos) << "the after hook reads the summary too: " << after;
+  EXPECT_TRUE(std::regex_search(after, std::regex(R"(^job nightly: warning \([^,]+, \d+ s\)$)", std::regex::multiline)))
+      << "a real duration: " << after;
 
   // A successful run does not call it.
   boost::filesystem::remove(hook_out);
