@@ -305,7 +305,18 @@ CheckReport run_check(Repository& repo, const CheckOptions& options) {
 
   if (!options.read_data) return r;
 
-  // Every chunk: read, decrypt, decompress, hash.
+  // Every chunk (or those of one part of the packs): read, decrypt, decompress, hash.
+  if (options.subset_parts) {
+    if (options.subset_part < 1 || options.subset_part > options.subset_parts)
+      fail(ErrorCategory::usage, "read-data subset {}/{}: the part must be between 1 and {}", options.subset_part,
+           options.subset_parts, options.subset_parts);
+    // Pack ids are random: their first four bytes spread the packs evenly over the parts.
+    std::erase_if(good, [&](const PackInfo& p) {
+      const uint32_t v = uint32_t(p.id.bytes[0]) << 24 | uint32_t(p.id.bytes[1]) << 16 | uint32_t(p.id.bytes[2]) << 8 |
+                         p.id.bytes[3];
+      return v % options.subset_parts != options.subset_part - 1;
+    });
+  }
   uint64_t total = 0;
   for (const PackInfo& p : good) total += p.size;
   Progress progress("check data", total);

@@ -17,6 +17,10 @@ namespace arche::backup {
 
 struct CheckOptions {
   bool read_data = false;
+  // With read_data: only part `subset_part` (1..subset_parts) of the packs, chosen by
+  // their id, so reading parts 1..N on N nights reads every chunk once (restic's
+  // --read-data-subset n/N). 0: all packs.
+  uint32_t subset_part = 0, subset_parts = 0;
   unsigned threads = 0;
 };
 

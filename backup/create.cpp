@@ -158,8 +158,9 @@ Snapshot create_snapshot(Repository& repo, const CreateOptions& options) {
 
   Snapshot snap;
   snap.name = name;
-  snap.time_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
-  snap.host = this_host();
+  snap.time_ns = options.time_ns ? options.time_ns
+                                 : std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  snap.host = options.host.empty() ? this_host() : options.host;
   snap.user = this_user();
   snap.tags = options.tags;
   snap.arche_version = kVersion;

@@ -20,6 +20,10 @@ struct CreateOptions {
   std::vector<std::string> images;  // image files (or block devices)
   std::vector<std::string> paths;   // files and directories
   std::vector<std::string> tags;
+  // The snapshot's host and time; empty / 0: this machine and now. A job names each
+  // VM's snapshots after the VM (so prune keeps its own per VM); tests simulate dates.
+  std::string host;
+  int64_t time_ns = 0;
   int compression_level = INT32_MIN;  // INT32_MIN: the repository's setting
   bool incremental = true;            // false: read images in full even when a layer is unchanged
   std::string parent;                 // snapshot for unchanged files; empty: the latest with these paths

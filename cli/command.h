@@ -33,6 +33,7 @@ void register_volume_commands(CLI::App& app, Context& ctx);  // adds ls/extract 
 void register_raid_commands(CLI::App& app, Context& ctx);
 void register_tape_commands(CLI::App& app, Context& ctx);
 void register_p2v_commands(CLI::App& app, Context& ctx);
+void register_job_commands(CLI::App& app, Context& ctx);  // job and schedule
 // Hidden commands that describe the whole command tree for the build: `arche
 // completion bash|zsh` and `arche manpage DIR` (cli/generated_docs.cpp).
 void register_generated_docs_commands(CLI::App& app);

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   arche::cli::register_raid_commands(app, ctx);
   arche::cli::register_tape_commands(app, ctx);
   arche::cli::register_p2v_commands(app, ctx);
+  arche::cli::register_job_commands(app, ctx);
   // (a new command group: one registration line above this comment)
   arche::cli::register_generated_docs_commands(app);
   arche::cli::apply_help_conventions(app);

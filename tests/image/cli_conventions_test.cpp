@@ -43,9 +43,9 @@ std::vector<std::string> section_words(const std::string& help, const std::strin
 }
 
 TEST(CliConventions, UnknownCommands) {
-  expect_usage_error({"frob"}, "unknown command 'frob' (commands: image, backup, vm, raid, tape, p2v) (see: arche --help)");
+  expect_usage_error({"frob"}, "unknown command 'frob' (commands: image, backup, vm, raid, tape, p2v, job, schedule) (see: arche --help)");
   // --help after an unknown command is no way around it.
-  expect_usage_error({"frob", "--help"}, "unknown command 'frob' (commands: image, backup, vm, raid, tape, p2v) (see: arche --help)");
+  expect_usage_error({"frob", "--help"}, "unknown command 'frob' (commands: image, backup, vm, raid, tape, p2v, job, schedule) (see: arche --help)");
   CommandResult r = arche({"image", "frob", "--help"});
   EXPECT_EQ(r.exit_code, 64);
   EXPECT_EQ(r.err.rfind("arche: image: unknown command 'frob' (commands: create, info,", 0), 0u) << r.err;
