@@ -1,9 +1,12 @@
 // `arche p2v`: physical servers into VMs (convert/, docs/p2v.md). This file parses
 // arguments and calls convert/; what is printed is in cli/p2v_output.cpp.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <boost/filesystem.hpp>
 #include <memory>
 #include <string>
@@ -75,10 +78,10 @@ void add_image(CLI::App& group, Context& ctx) {
   });
 }
 
-// The token: --token, else --token-file, else $ARCHE_P2V_TOKEN (which is taken out
-// of the environment: programs arche starts do not see it).
-convert::Token read_token(const std::string& option, const std::string& file) {
-  if (!option.empty()) return convert::Token::parse(option);
+// The token: --token-file, else $ARCHE_P2V_TOKEN (taken out of the environment:
+// programs arche starts do not see it), else typed at the terminal. Never a
+// command-line argument: it would show in `ps` and the shell history.
+convert::Token read_token(const std::string& file) {
   if (!file.empty()) {
     File f = File::open(file, OpenMode::read_only);
     std::string text(f.size(), '\0');
@@ -91,7 +94,13 @@ convert::Token read_token(const std::string& option, const std::string& file) {
     ::unsetenv("ARCHE_P2V_TOKEN");
     return convert::Token::parse(text);
   }
-  fail(ErrorCategory::usage, "the receiver's token is needed: --token, --token-file or $ARCHE_P2V_TOKEN");
+  if (::isatty(STDIN_FILENO) == 1) {
+    std::fputs("token (as `p2v receive` printed it): ", stderr);
+    std::fflush(stderr);
+    std::string line;
+    if (std::getline(std::cin, line)) return convert::Token::parse(line);
+  }
+  fail(ErrorCategory::usage, "the receiver's token is needed: --token-file FILE, $ARCHE_P2V_TOKEN, or typed at a terminal");
 }
 
 void add_send(CLI::App& group, Context& ctx) {
@@ -99,14 +108,14 @@ void add_send(CLI::App& group, Context& ctx) {
       "send", "Stream disks to `p2v receive` on the virtualisation host: used blocks only, encrypted, resumable");
   struct Args {
     std::vector<std::string> sources;
-    std::string to, token, token_file;
+    std::string to, token_file;
     unsigned retries = 10;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("source", a->sources, "Disks of one server: /dev/sda, or image files")->required();
   cmd->add_option("--to", a->to, "HOST:PORT the receiver listens on")->required();
-  cmd->add_option("--token", a->token, "The one-time token `p2v receive` printed (or --token-file, $ARCHE_P2V_TOKEN)");
-  cmd->add_option("--token-file", a->token_file, "A file holding the token");
+  cmd->add_option("--token-file", a->token_file,
+                  "A file holding the one-time token `p2v receive` printed (else $ARCHE_P2V_TOKEN, else it is asked for)");
   cmd->add_option("--retries", a->retries, "Reconnections after a dropped connection (default 10)");
   add_json_flag(cmd, ctx);
   cmd->footer("Run it again after it gave up: the receiver goes on where each disk stopped.");
@@ -114,7 +123,7 @@ void add_send(CLI::App& group, Context& ctx) {
     std::unique_ptr<volume::Sandbox> sandbox = volume::Sandbox::start();
     convert::SendOptions o;
     o.to = convert::parse_host_port(a->to);
-    o.token = read_token(a->token, a->token_file);
+    o.token = read_token(a->token_file);
     o.retries = a->retries;
     convert::Sources sources = convert::open_sources(a->sources);
     ctx.if_interrupted = "the receiver keeps what it received: run the same send again to go on";

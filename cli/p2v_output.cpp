@@ -119,8 +119,8 @@ void show_listening(const Context& ctx, const std::string& address, const std::s
   if (ctx.json) {
     std::printf("%s\n", Json({{"listen", address}, {"token", token}}).dump().c_str());
   } else {
-    std::printf("listening on %s\ntoken: %s\non the old server: arche p2v send DISK... --to THIS-HOST:%s --token %s\n",
-                address.c_str(), token.c_str(), address.substr(address.rfind(':') + 1).c_str(), token.c_str());
+    std::printf("listening on %s\ntoken: %s\non the old server: arche p2v send DISK... --to THIS-HOST:%s (it asks for the token)\n",
+                address.c_str(), token.c_str(), address.substr(address.rfind(':') + 1).c_str());
   }
   std::fflush(stdout);
 }

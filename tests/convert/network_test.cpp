@@ -239,5 +239,37 @@ TEST(P2vToken, ParsesWhatItPrints) {
   EXPECT_NE(Token::random().bytes, t.bytes);
 }
 
+// The CLI: `receive` prints the token, `send` takes it from a file (or the
+// environment, or a prompt) and refuses it as an argument, which would show in
+// `ps` and the shell history.
+TEST(P2vCli, SendTakesTheTokenFromAFileAndNeverAsAnArgument) {
+  ARCHE_REQUIRE_PROGRAM("qemu-img");
+  TempDir dir;
+  write_file(dir.file("sda"), marked(3 << 20, 7));
+  boost::filesystem::create_directories(dir.file("out"));
+  const auto refused = arche::test::arche({"p2v", "send", dir.file("sda"), "--to", "127.0.0.1:9", "--token",
+                                           "3f9c01aa-77d2b0e4-9a1c5e60-0b8d2f31"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("--token"), std::string::npos) << refused.err;
+
+  // receive in the background; its first line (JSON) gives the address and token.
+  const std::string script = R"sh(set -e
+cd "$1"
+"$2" p2v receive --listen 127.0.0.1:0 --dir out --json > received.json 2> receive.err &
+receiver=$!
+for _ in $(seq 300); do [ -s received.json ] && break; sleep 0.1; done
+line=$(head -n 1 received.json)
+address=$(printf %s "$line" | sed -n 's/.*"listen": *"\([^"]*\)".*/\1/p')
+printf %s "$line" | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' > token
+"$2" p2v send sda --to "$address" --token-file token --json > sent.json
+wait "$receiver"
+)sh";
+  const auto r = run({"bash", "-c", script, "p2v-cli", dir.path(), arche::test::arche_binary()}, "");
+  const std::vector<uint8_t> receive_err = read_file(dir.file("receive.err"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << "\nreceive: " << std::string(receive_err.begin(), receive_err.end());
+  const auto cmp = run({"qemu-img", "compare", "-f", "raw", "-F", "qcow2", dir.file("sda"), dir.file("out/sda.qcow2")});
+  EXPECT_EQ(cmp.exit_code, 0) << cmp.out << cmp.err;
+}
+
 }  // namespace
 }  // namespace arche::convert::testing
