@@ -6,8 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include <boost/filesystem.hpp>
 
@@ -116,6 +118,26 @@ Background::~Background() {
 }
 
 bool Background::signal(int sig) { return !finished() && ::kill(pid_, sig) == 0; }
+
+bool Background::wait_until_catching(int sig) {
+  const std::string exe = boost::filesystem::canonical(arche::test::arche_binary()).string();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (finished()) return false;
+    // Between fork and exec the child is still the test; after exec, /proc shows arche.
+    boost::system::error_code ec;
+    const bool is_arche = boost::filesystem::read_symlink(fmt::format("/proc/{}/exe", pid_), ec).string() == exe;
+    std::ifstream status(fmt::format("/proc/{}/status", pid_));
+    for (std::string line; is_arche && std::getline(status, line);) {
+      if (line.rfind("SigCgt:", 0) != 0) continue;
+      const uint64_t caught = std::stoull(line.substr(7), nullptr, 16);
+      if (caught >> (sig - 1) & 1) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ADD_FAILURE() << "arche (pid " << pid_ << ") did not install its handler for signal " << sig << " within 60 s";
+  return false;
+}
 
 bool Background::finished() {
   if (status_ >= 0) return true;

@@ -62,6 +62,11 @@ class Background {
   pid_t pid() const { return pid_; }
   // Sends `sig`; returns false when the process had ended already.
   bool signal(int sig);
+  // Waits (at most 60 s) until arche itself runs and has its handler for `sig` in
+  // place: a signal sent sooner meets the default action and kills it without a
+  // word, which is not what a test of arche's clean stop means to try. False when
+  // the process ended first.
+  bool wait_until_catching(int sig);
   // Waits; the exit code, or 128 + the signal that ended it.
   int wait();
   bool finished();  // without waiting

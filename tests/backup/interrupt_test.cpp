@@ -166,6 +166,7 @@ TEST_F(BackupRestoreInterrupt, StoppedFileRestoresLeaveOnlyCompleteFiles) {
     const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 1500)(random));
     const std::string context = fmt::format("round {}: signal {} after {} ms", round, sig, delay.count());
     Background p({"backup", "restore", repo + "::files", "--to", out, "--overwrite", "-j", "1"}, dir.path());
+    if (sig != SIGKILL) p.wait_until_catching(sig);  // a random point of the restore, not of arche's start
     std::this_thread::sleep_for(delay);
     const bool sent = p.signal(sig);
     const int code = p.wait();
