@@ -215,7 +215,9 @@ std::unique_ptr<MirrorDevice> open_mirror(const std::vector<std::string>& names,
   // leg found there may hold a newer superblock, whose legs are looked up in turn.
   for (bool more = !options.exact_legs; more;) {
     more = false;
+    // Copied before `found` grows: its push_back moves the candidates `newest` points into.
     const std::vector<SlotRecord> slots = newest->sb->slots;
+    const auto newest_event = newest->sb->event;
     for (const SlotRecord& s : slots) {
       if (s.state == LegState::empty || s.path.empty()) continue;
       bool have = std::any_of(found.begin(), found.end(), [&](const Candidate& c) {
@@ -231,7 +233,7 @@ std::unique_ptr<MirrorDevice> open_mirror(const std::vector<std::string>& names,
       found.push_back(std::move(c));
     }
     const Candidate* now = newest_of(found);
-    more = now->sb->event != newest->sb->event;
+    more = now->sb->event != newest_event;
     newest = now;
   }
   refuse_split_brain(found, *newest);
