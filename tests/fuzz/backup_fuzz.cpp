@@ -28,11 +28,14 @@
 #include "backup/store_local.h"
 #include "backup/tree.h"
 #include "core/error.h"
+#include "tests/fuzz/self_seeding.h"
 
 using namespace arche;
 using namespace arche::backup;
 
 namespace {
+
+using arche::fuzz::write_seed;
 
 enum Target : uint8_t {
   kKeySlot,
@@ -152,12 +155,6 @@ void run(uint8_t target, std::span<const uint8_t> d) {
   }
 }
 
-void write_seed(const std::string& dir, const std::string& name, uint8_t target, std::span<const uint8_t> data) {
-  std::ofstream f(dir + "/" + name, std::ios::binary);
-  f.put(static_cast<char>(target));
-  f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-}
-
 // Valid encodings of every structure, made with the fixed key.
 void write_seeds(const std::string& dir) {
   const std::string pass = "fuzz";
@@ -243,13 +240,7 @@ void write_seeds(const std::string& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  // The corpus directory: the last argument that is not a flag. Seed it when empty.
-  for (int i = *argc - 1; i > 0; --i) {
-    std::string arg = (*argv)[i];
-    if (arg.empty() || arg[0] == '-') continue;
-    if (boost::filesystem::is_directory(arg) && boost::filesystem::is_empty(arg)) write_seeds(arg);
-    break;
-  }
+  arche::fuzz::seed_empty_corpus(*argc, *argv, write_seeds);
   return 0;
 }
 

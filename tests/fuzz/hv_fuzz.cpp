@@ -16,10 +16,13 @@
 #include "core/error.h"
 #include "hv/config.h"
 #include "hv/control.h"
+#include "tests/fuzz/self_seeding.h"
 
 using namespace arche;
 
 namespace {
+
+using arche::fuzz::write_seed;
 
 enum Target : uint8_t { kToml, kDiskSpec, kNetSpec, kControl, kTargetCount };
 
@@ -60,12 +63,6 @@ void run(uint8_t target, std::string_view text) {
   }
 }
 
-void write_seed(const std::string& dir, const std::string& name, Target target, std::string_view text) {
-  std::ofstream out(dir + "/" + name, std::ios::binary);
-  out.put(static_cast<char>(target));
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-}
-
 void write_seeds(const std::string& dir) {
   write_seed(dir, "toml", kToml,
              "name = \"fileserver\"\nmemory = \"2048M\"\ncpus = 2\nkernel = \"vmlinuz\"\ninitrd = \"initrd.img\"\n"
@@ -84,12 +81,7 @@ void write_seeds(const std::string& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  for (int i = *argc - 1; i > 0; --i) {
-    std::string arg = (*argv)[i];
-    if (arg.empty() || arg[0] == '-') continue;
-    if (boost::filesystem::is_directory(arg) && boost::filesystem::is_empty(arg)) write_seeds(arg);
-    break;
-  }
+  arche::fuzz::seed_empty_corpus(*argc, *argv, write_seeds);
   return 0;
 }
 

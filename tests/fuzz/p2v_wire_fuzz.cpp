@@ -11,6 +11,7 @@
 
 #include "convert/p2v_wire.h"
 #include "core/error.h"
+#include "tests/fuzz/self_seeding.h"
 
 using namespace arche;
 using namespace arche::convert;
@@ -59,12 +60,7 @@ void write_seeds(const std::string& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  for (int i = *argc - 1; i > 0; --i) {
-    std::string arg = (*argv)[i];
-    if (arg.empty() || arg[0] == '-') continue;
-    if (boost::filesystem::is_directory(arg) && boost::filesystem::is_empty(arg)) write_seeds(arg);
-    break;
-  }
+  arche::fuzz::seed_empty_corpus(*argc, *argv, write_seeds);
   return 0;
 }
 

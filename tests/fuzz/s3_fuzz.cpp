@@ -13,19 +13,16 @@
 #include "backup/s3_http.h"
 #include "backup/s3_xml.h"
 #include "core/error.h"
+#include "tests/fuzz/self_seeding.h"
 
 using namespace arche;
 using namespace arche::backup::s3;
 
 namespace {
 
-enum Target : uint8_t { kList, kInitiate, kUploads, kError, kHeaders, kDates, kIni, kTargetCount };
+using arche::fuzz::write_seed;
 
-void write_seed(const std::string& dir, const std::string& name, Target target, std::string_view text) {
-  std::ofstream out(dir + "/" + name, std::ios::binary);
-  out.put(static_cast<char>(target));
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-}
+enum Target : uint8_t { kList, kInitiate, kUploads, kError, kHeaders, kDates, kIni, kTargetCount };
 
 void write_seeds(const std::string& dir) {
   write_seed(
@@ -65,12 +62,7 @@ std::vector<std::string_view> lines(std::string_view text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  for (int i = *argc - 1; i > 0; --i) {
-    std::string arg = (*argv)[i];
-    if (arg.empty() || arg[0] == '-') continue;
-    if (boost::filesystem::is_directory(arg) && boost::filesystem::is_empty(arg)) write_seeds(arg);
-    break;
-  }
+  arche::fuzz::seed_empty_corpus(*argc, *argv, write_seeds);
   return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "backup/sftp_packet.h"
 #include "core/bytes.h"
 #include "core/error.h"
+#include "tests/fuzz/self_seeding.h"
 
 using namespace arche;
 using namespace arche::backup::sftp;
@@ -109,12 +110,7 @@ void decode(const Reply& reply) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  for (int i = *argc - 1; i > 0; --i) {
-    std::string arg = (*argv)[i];
-    if (arg.empty() || arg[0] == '-') continue;
-    if (boost::filesystem::is_directory(arg) && boost::filesystem::is_empty(arg)) write_seeds(arg);
-    break;
-  }
+  arche::fuzz::seed_empty_corpus(*argc, *argv, write_seeds);
   return 0;
 }
 

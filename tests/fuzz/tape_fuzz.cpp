@@ -16,11 +16,14 @@
 #include "tape/catalog.h"
 #include "tape/media.h"
 #include "tape/record.h"
+#include "tests/fuzz/self_seeding.h"
 
 using namespace arche;
 using namespace arche::tape;
 
 namespace {
+
+using arche::fuzz::write_seed;
 
 enum Target : uint8_t { kRecord, kFileHeader, kEntries, kCatalog, kCatalogJson, kLabelJson, kUuid, kTargetCount };
 
@@ -77,12 +80,6 @@ void run(uint8_t target, std::span<const uint8_t> d) {
     }
     case kUuid: (void)parse_uuid(std::string(d.begin(), d.end()), "fuzz"); break;
   }
-}
-
-void write_seed(const std::string& dir, const std::string& name, uint8_t target, std::span<const uint8_t> data) {
-  std::ofstream f(dir + "/" + name, std::ios::binary);
-  f.put(static_cast<char>(target));
-  f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
 }
 
 std::span<const uint8_t> bytes_of(const std::string& s) {
@@ -161,13 +158,7 @@ void write_seeds(const std::string& dir) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  // The corpus directory: the last argument that is not a flag. Seed it when empty.
-  for (int i = *argc - 1; i > 0; --i) {
-    std::string arg = (*argv)[i];
-    if (arg.empty() || arg[0] == '-') continue;
-    if (boost::filesystem::is_directory(arg) && boost::filesystem::is_empty(arg)) write_seeds(arg);
-    break;
-  }
+  arche::fuzz::seed_empty_corpus(*argc, *argv, write_seeds);
   return 0;
 }
 
