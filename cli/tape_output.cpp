@@ -150,8 +150,6 @@ void show_restored(const Context& ctx, const TapeRestoreReport& r) {
 }
 
 void show_file_restored(const Context& ctx, const TapeFileRestoreReport& r) {
-  const uint64_t files = r.first.files_read.size() + r.second.files_read.size();
-  const uint64_t records = r.first.records + r.second.records;
   if (ctx.json) {
     print_json({{"snapshot", r.snapshot_id},
                 {"name", r.snapshot_name},
@@ -159,23 +157,22 @@ void show_file_restored(const Context& ctx, const TapeFileRestoreReport& r) {
                 {"to", r.target},
                 {"files", r.stats.files},
                 {"bytes", r.stats.bytes},
-                {"packs-needed", r.packs_needed},
-                {"tape-files-read", files},
-                {"tape-files-in-set", r.set_files},
-                {"records-read", records},
-                {"metadata-pass", read_json(r.first)},
-                {"data-pass", read_json(r.second)}});
+                {"packs-needed", r.reads.packs_needed},
+                {"tape-files-read", r.reads.files_read()},
+                {"tape-files-in-set", r.reads.set_files},
+                {"records-read", r.reads.records()},
+                {"metadata-pass", read_json(r.reads.first)},
+                {"data-pass", read_json(r.reads.second)}});
     return;
   }
   say(ctx,
       fmt::format(
           "restored {} from snapshot {} below {}: {} file(s), {}; read {} of the set's {} tape file(s), {} record(s)",
-          r.path, r.snapshot_name, r.target, r.stats.files, format_size(r.stats.bytes), files, r.set_files, records));
+          r.path, r.snapshot_name, r.target, r.stats.files, format_size(r.stats.bytes), r.reads.files_read(),
+          r.reads.set_files, r.reads.records()));
 }
 
 void show_image_restored(const Context& ctx, const TapeImageRestoreReport& r, const std::string& format) {
-  const uint64_t files = r.first.files_read.size() + r.second.files_read.size();
-  const uint64_t records = r.first.records + r.second.records;
   if (ctx.json) {
     print_json({{"snapshot", r.snapshot_id},
                 {"name", r.snapshot_name},
@@ -186,18 +183,18 @@ void show_image_restored(const Context& ctx, const TapeImageRestoreReport& r, co
                 {"bytes-written", r.stats.bytes_written},
                 {"chunks", r.stats.chunks},
                 {"holes", r.stats.holes},
-                {"packs-needed", r.packs_needed},
-                {"tape-files-read", files},
-                {"tape-files-in-set", r.set_files},
-                {"records-read", records},
-                {"metadata-pass", read_json(r.first)},
-                {"data-pass", read_json(r.second)}});
+                {"packs-needed", r.reads.packs_needed},
+                {"tape-files-read", r.reads.files_read()},
+                {"tape-files-in-set", r.reads.set_files},
+                {"records-read", r.reads.records()},
+                {"metadata-pass", read_json(r.reads.first)},
+                {"data-pass", read_json(r.reads.second)}});
     return;
   }
   say(ctx, fmt::format("restored image {} from snapshot {} to {} ({}, {}); read {} of the set's {} tape file(s), {} "
                        "record(s)",
-                       r.image, r.snapshot_name, r.target, format, format_size(r.stats.size), files, r.set_files,
-                       records));
+                       r.image, r.snapshot_name, r.target, format, format_size(r.stats.size), r.reads.files_read(),
+                       r.reads.set_files, r.reads.records()));
 }
 
 void show_verified(const Context& ctx, const VerifyReport& r) {

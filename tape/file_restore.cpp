@@ -60,13 +60,13 @@ class ScratchRestore {
     if (manifest == places.end())
       fail(ErrorCategory::corrupt, "the catalog puts snapshot {}'s manifest on no tape", snap.name);
     for (const CatalogTape& t : catalog.tapes)
-      if (t.media_set == snap.media_set) set_files += t.files.size();
+      if (t.media_set == snap.media_set) reads.set_files += t.files.size();
     store_ = backup::create_store(scratch_.path + "/repo");
     std::set<std::string> names;
     for (const CatalogObject& o : manifest->second.file->objects) names.insert(o.name);
     for (const std::string& p : snap.metadata_packs)
       names.insert(backup::pack_relative_path(backup::Id::from_hex(p, "pack")));
-    read(names, first, &manifest->second);
+    read(names, reads.first, &manifest->second);
     if (index_name_.empty()) fail(ErrorCategory::corrupt, "snapshot {}'s archive on tape holds no index", snap.name);
     repo_ = backup::Repository::open(store_, passphrase);
     repo_->load_index(true);  // the metadata packs, from their footers
@@ -94,8 +94,8 @@ class ScratchRestore {
       const std::string name = backup::pack_relative_path(it->second);
       if (!store_->stat(name)) names.insert(name);
     }
-    packs_needed = needed.size();
-    if (!names.empty()) read(names, second, nullptr);
+    reads.packs_needed = needed.size();
+    if (!names.empty()) read(names, reads.second, nullptr);
     std::vector<backup::PackInfo> present;
     for (const backup::PackInfo& p : all_)
       if (store_->stat(backup::pack_relative_path(p.id))) present.push_back(p);
@@ -104,8 +104,7 @@ class ScratchRestore {
     repo_->load_index(false);
   }
 
-  ReadReport first, second;
-  uint64_t set_files = 0, packs_needed = 0;
+  TapeReads reads;
 
  private:
   void read(const std::set<std::string>& names, ReadReport& report, const ObjectPlace* prefer) {
@@ -176,10 +175,7 @@ TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& ca
   backup::FileRestoreOptions o;
   o.paths = {where.empty() ? "/" : where};
   report.stats = backup::restore_files(repo, s, target, o);
-  report.first = std::move(scratch.first);
-  report.second = std::move(scratch.second);
-  report.set_files = scratch.set_files;
-  report.packs_needed = scratch.packs_needed;
+  report.reads = std::move(scratch.reads);
   return report;
 }
 
@@ -217,10 +213,7 @@ TapeImageRestoreReport restore_image_from_tape(Library& library, const Catalog& 
   r.to = target;
   r.image_options = options;
   report.stats = backup::restore_snapshot(repo, r).image_stats;
-  report.first = std::move(scratch.first);
-  report.second = std::move(scratch.second);
-  report.set_files = scratch.set_files;
-  report.packs_needed = scratch.packs_needed;
+  report.reads = std::move(scratch.reads);
   return report;
 }
 

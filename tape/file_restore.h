@@ -22,11 +22,18 @@
 
 namespace arche::tape {
 
-struct TapeFileRestoreReport {
-  std::string snapshot_id, snapshot_name, path, target;
+// What a restore from tape read: only the tape files that hold what it needs.
+struct TapeReads {
   ReadReport first, second;  // the metadata pass and the data pass
   uint64_t set_files = 0;    // archive files the media set has (for comparison)
   uint64_t packs_needed = 0;
+  uint64_t files_read() const { return first.files_read.size() + second.files_read.size(); }
+  uint64_t records() const { return first.records + second.records; }
+};
+
+struct TapeFileRestoreReport {
+  std::string snapshot_id, snapshot_name, path, target;
+  TapeReads reads;
   backup::FileRestoreStats stats;
 };
 
@@ -36,9 +43,7 @@ TapeFileRestoreReport restore_file_from_tape(Library& library, const Catalog& ca
 
 struct TapeImageRestoreReport {
   std::string snapshot_id, snapshot_name, image, target;
-  ReadReport first, second;
-  uint64_t set_files = 0;
-  uint64_t packs_needed = 0;
+  TapeReads reads;
   backup::ImageRestoreStats stats;
 };
 
