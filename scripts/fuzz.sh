@@ -41,6 +41,7 @@ for t in $targets; do
   before=$(ls "$dir/artifacts")
   log=$dir/logs/$(date -u +%Y%m%dT%H%M%SZ).log
   echo "== $t: $minutes min, $jobs jobs, log $log"
+  fuzz_sanitizer_env "$t"
   # -fork keeps going after a finding (-ignore_crashes), each one saved as an
   # artifact; -rss_limit_mb turns a runaway allocation into a finding.
   (cd "$dir" && "$build/$t" -fork="$jobs" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \

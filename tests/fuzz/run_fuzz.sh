@@ -13,6 +13,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus"
 "$here/seeds.sh" "$name" "$work/corpus"
 cd "$work"
+fuzz_sanitizer_env "$name"
 # -rss_limit_mb keeps a runaway allocation a finding, not an OOM of the CI machine.
 "$bin" -runs="$runs" -max_len="$(fuzz_max_len "$name")" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 \
   -print_final_stats=1 corpus 2>&1 | tail -n 25

@@ -39,3 +39,14 @@ fuzz_sources() {
   *) return 1 ;;
   esac
 }
+# The sanitizer options a target runs with (sets ASAN_OPTIONS and LSAN_OPTIONS):
+# tests/fuzz/lsan.supp names leaks of the system's libraries that arche cannot free,
+# and the targets on those libraries (not built with frame pointers) unwind
+# allocations the slow way, so that a stack reaches the library's function the
+# suppression names instead of stopping in its malloc wrapper.
+fuzz_sanitizer_env() {
+  export LSAN_OPTIONS="suppressions=$(dirname "${BASH_SOURCE[0]}")/lsan.supp:print_suppressions=0"
+  case "$1" in
+  ntfs_fuzz) export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" ;;
+  esac
+}
