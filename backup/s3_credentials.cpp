@@ -6,18 +6,13 @@
 #include <cstring>
 #include <optional>
 
+#include "backup/s3_http.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
 
 namespace arche::backup::s3 {
 namespace {
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) text.remove_suffix(1);
-  return text;
-}
 
 SecretBytes secret_copy(std::string_view text) {
   SecretBytes out(text.size());
@@ -58,20 +53,20 @@ std::vector<IniEntry> parse_ini(std::string_view text, const std::string& what) 
   size_t line_number = 0;
   while (!text.empty()) {
     const size_t end = text.find('\n');
-    std::string_view line = trim(text.substr(0, end));
+    std::string_view line = trim_blanks(text.substr(0, end));
     text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
     ++line_number;
     if (line.empty() || line.front() == '#' || line.front() == ';') continue;
     if (line.front() == '[') {
       if (line.back() != ']') fail(ErrorCategory::format, "{}, line {}: unterminated [section]", what, line_number);
-      section = trim(line.substr(1, line.size() - 2));
+      section = trim_blanks(line.substr(1, line.size() - 2));
       continue;
     }
     const size_t equals = line.find('=');
     if (equals == std::string_view::npos) {
       fail(ErrorCategory::format, "{}, line {}: neither [section] nor key = value", what, line_number);
     }
-    out.push_back({section, trim(line.substr(0, equals)), trim(line.substr(equals + 1))});
+    out.push_back({section, trim_blanks(line.substr(0, equals)), trim_blanks(line.substr(equals + 1))});
   }
   return out;
 }

@@ -18,16 +18,16 @@
 #include "core/error.h"
 
 namespace arche::backup::s3 {
-namespace {
 
-
-std::string_view trim(std::string_view text) {
+std::string_view trim_blanks(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' || text.back() == '\n')) {
     text.remove_suffix(1);
   }
   return text;
 }
+
+namespace {
 
 bool is_token_char(unsigned char c) {
   return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
@@ -148,7 +148,7 @@ void global_init() {
 
 HeaderLine parse_header_line(std::string_view line) {
   HeaderLine out;
-  const std::string_view text = trim(line);
+  const std::string_view text = trim_blanks(line);
   if (text.empty()) {
     out.kind = HeaderLine::end;
     return out;
@@ -173,7 +173,7 @@ HeaderLine parse_header_line(std::string_view line) {
   out.kind = HeaderLine::field;
   out.name.resize(name.size());
   std::transform(name.begin(), name.end(), out.name.begin(), [](unsigned char c) { return std::tolower(c); });
-  out.value = trim(text.substr(colon + 1));
+  out.value = trim_blanks(text.substr(colon + 1));
   return out;
 }
 
@@ -181,7 +181,7 @@ std::optional<int64_t> parse_http_date(std::string_view text) {
   // "Sun, 06 Nov 1994 08:49:37 GMT"
   static constexpr std::array<std::string_view, 12> months = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  text = trim(text);
+  text = trim_blanks(text);
   if (text.size() != 29 || text.substr(3, 2) != ", " || text.substr(25) != " GMT" || text[7] != ' ' || text[11] != ' ' ||
       text[16] != ' ' || text[19] != ':' || text[22] != ':') {
     return std::nullopt;

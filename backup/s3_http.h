@@ -29,6 +29,10 @@ struct HeaderLine {
 };
 HeaderLine parse_header_line(std::string_view line);
 
+// `text` without the blanks and line ends around it (header values, lines of the
+// credentials file).
+std::string_view trim_blanks(std::string_view text);
+
 // "Tue, 01 Dec 2026 21:03:59 GMT" (RFC 7231 IMF-fixdate) -> unix seconds.
 std::optional<int64_t> parse_http_date(std::string_view text);
 

@@ -40,7 +40,7 @@ FileType type_of(uint16_t mode) {
   return FileType::unknown;
 }
 
-struct Directory {
+struct XfsDirectory {
   std::vector<xfs::DirEntryRef> entries;
   std::unordered_map<std::string, uint64_t> index;  // name (folded when ascii-ci) -> inode
 };
@@ -92,7 +92,7 @@ class XfsFilesystem final : public Filesystem {
 
   std::vector<DirEntry> list(std::string_view path) override {
     std::lock_guard lock(mutex_);
-    std::shared_ptr<const Directory> dir = directory(resolve(path), path);
+    std::shared_ptr<const XfsDirectory> dir = directory(resolve(path), path);
     std::vector<DirEntry> out;
     out.reserve(dir->entries.size());
     for (const xfs::DirEntryRef& e : dir->entries) {
@@ -278,7 +278,7 @@ class XfsFilesystem final : public Filesystem {
     std::vector<uint64_t> ancestors{ino};
     std::string walked;
     for (const std::string& part : split_path(path, "xfs")) {
-      std::shared_ptr<const Directory> dir = directory(ino, walked.empty() ? "/" : walked);
+      std::shared_ptr<const XfsDirectory> dir = directory(ino, walked.empty() ? "/" : walked);
       walked += "/" + part;
       auto it = dir->index.find(sb_.ascii_ci ? fold_ascii_case(part) : part);
       if (it == dir->index.end()) fail(ErrorCategory::not_found, "xfs: {}: no such file or directory", walked);
@@ -290,12 +290,12 @@ class XfsFilesystem final : public Filesystem {
     return ino;
   }
 
-  std::shared_ptr<const Directory> directory(uint64_t ino, std::string_view path) {
+  std::shared_ptr<const XfsDirectory> directory(uint64_t ino, std::string_view path) {
     if (auto* cached = directories_.find(ino)) return *cached;
     std::shared_ptr<const Mapped> file = mapped(ino);
     const Inode& in = file->inode;
     if (!S_ISDIR(in.mode)) fail(ErrorCategory::usage, "xfs: {}: not a directory", path);
-    auto dir = std::make_shared<Directory>();
+    auto dir = std::make_shared<XfsDirectory>();
     if (in.format == ForkFormat::local) {
       xfs::parse_shortform_dir(in, sb_, dir->entries);
     } else {
@@ -339,7 +339,7 @@ class XfsFilesystem final : public Filesystem {
   mutable std::mutex mutex_;
   mutable std::optional<uint64_t> used_bytes_;
   LruCache<uint64_t, std::shared_ptr<const Mapped>> mapped_{64};
-  LruCache<uint64_t, std::shared_ptr<const Directory>> directories_{32};
+  LruCache<uint64_t, std::shared_ptr<const XfsDirectory>> directories_{32};
 };
 
 }  // namespace

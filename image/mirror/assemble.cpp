@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 
+#include "core/clock.h"
 #include "core/endian.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -20,11 +21,6 @@ namespace arche::image::mirror {
 namespace {
 
 constexpr std::string_view kPrefix = "mirror:";
-
-int64_t wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string absolute(const std::string& path) {
   boost::system::error_code ec;
@@ -385,7 +381,7 @@ std::unique_ptr<MirrorDevice> create_mirror(const std::vector<std::string>& path
 
   Superblock sb;
   sb.array_uuid = foreign::random_uuid();
-  sb.created_ns = wall_ns();
+  sb.created_ns = unix_time_ns();
   sb.geometry = g;
   const bool first_has_data = !devs[0]->known_zero(0, g.data_size);
   std::vector<LegLayout> layouts;
@@ -433,7 +429,7 @@ std::unique_ptr<MirrorDevice> create_mirror(const std::vector<std::string>& path
     leg_sb.layout = layouts[i];
     for (uint64_t event = 0; event < 2; ++event) {
       leg_sb.event = event;
-      leg_sb.updated_ns = wall_ns();
+      leg_sb.updated_ns = unix_time_ns();
       devs[i]->write(layouts[i].superblock_offset + event * kSuperblockSlot, encode_superblock(leg_sb));
     }
     if (!open.no_barriers) devs[i]->flush();

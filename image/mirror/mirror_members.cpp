@@ -6,6 +6,7 @@
 #include <boost/filesystem.hpp>
 #include <chrono>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/units.h"
@@ -16,11 +17,6 @@
 namespace arche::image::mirror {
 
 namespace {
-
-int64_t wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool same_file(const std::string& a, const std::string& b) {
   struct stat sa {}, sb {};
@@ -68,7 +64,7 @@ uint64_t MirrorDevice::write_superblocks() {
   std::lock_guard lock(meta_mutex_);
   for (;;) {
     ++meta_.event;
-    meta_.updated_ns = wall_ns();
+    meta_.updated_ns = unix_time_ns();
     std::vector<Leg*> legs = writable_legs();
     if (legs.empty()) fail(ErrorCategory::io, "{}: no leg left to record the array's state on", filename());
     // Copies alternate by event, so the write never touches the newest valid copy.
@@ -105,7 +101,7 @@ uint64_t MirrorDevice::write_superblocks() {
 }
 
 void MirrorDevice::push_event_locked(EventKind kind, uint32_t slot, uint64_t block) {
-  meta_.events.push_back({wall_ns(), slot, kind, block});
+  meta_.events.push_back({unix_time_ns(), slot, kind, block});
   if (meta_.events.size() > kMaxEvents) meta_.events.erase(meta_.events.begin());
   stats_changed_ = true;
 }

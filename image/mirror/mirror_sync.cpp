@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/clock.h"
 #include "core/endian.h"
 #include "core/error.h"
 #include "core/interrupt.h"
@@ -19,11 +20,6 @@ constexpr uint64_t kChunk = 1 * MiB;  // unit of reading within a region
 // Ctrl-C repeats at most this much work.
 constexpr auto kCheckpointEvery = std::chrono::seconds(2);
 
-int64_t wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 uint64_t ms_since(std::chrono::steady_clock::time_point t) {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count());
@@ -38,7 +34,7 @@ void MirrorDevice::resync_dirty_regions() {
   std::vector<uint64_t> dirty = intent_->set_regions();
   const auto started = std::chrono::steady_clock::now();
   SyncRecord rec;
-  rec.time_ns = wall_ns();
+  rec.time_ns = unix_time_ns();
   for (uint64_t r : dirty) resync_region(r, rec);
   if (table_) table_->write_back();
   sync_legs(writable_legs());
@@ -161,7 +157,7 @@ bool MirrorDevice::rebuild_step(Progress* progress) {
     const uint64_t cursor = target->rebuild_cursor.load();
     if (rebuild_progress_.time_ns == 0 || rebuild_progress_.slot != target->slot) {
       rebuild_progress_ = {};
-      rebuild_progress_.time_ns = wall_ns();
+      rebuild_progress_.time_ns = unix_time_ns();
       rebuild_progress_.slot = target->slot;
       rebuild_started_ = std::chrono::steady_clock::now();
       if (progress) progress->set_total(size() - cursor);
@@ -324,7 +320,7 @@ void MirrorDevice::start_scrub() {
     std::lock_guard lock(meta_mutex_);
     meta_.scrub = {};
     meta_.scrub.state = ScrubState::running;
-    meta_.scrub.started_ns = wall_ns();
+    meta_.scrub.started_ns = unix_time_ns();
   }
   write_superblocks();
   {
@@ -389,7 +385,7 @@ bool MirrorDevice::scrub_step(Progress* progress) {
     {
       std::lock_guard lock(meta_mutex_);
       meta_.scrub.state = ScrubState::idle;
-      meta_.scrub.finished_ns = wall_ns();
+      meta_.scrub.finished_ns = unix_time_ns();
     }
     write_superblocks();
     note("{}: scrub done", filename());

@@ -26,7 +26,7 @@ using namespace vhd;
 struct VhdCreateParams {
   DiskType type = DiskType::dynamic;
   bool force_size = false;
-  uint32_t block_size = kDefaultBlockSize;
+  uint32_t block_size = vhd::kDefaultBlockSize;  // qualified: vdi has one too
 };
 
 bool parse_bool(const std::string& key, const std::string& value) {

@@ -6,7 +6,6 @@
 
 #include <boost/filesystem.hpp>
 #include <cstring>
-#include <random>
 
 #include "core/endian.h"
 #include "core/error.h"
@@ -23,14 +22,6 @@ bool parse_bool(const std::string& key, const std::string& value) {
   if (value == "on" || value == "true" || value == "yes") return true;
   if (value == "off" || value == "false" || value == "no") return false;
   fail(ErrorCategory::usage, "vmdk: option {} must be on or off (got '{}')", key, value);
-}
-
-uint32_t random_cid() {
-  std::random_device rd;
-  for (;;) {
-    uint32_t v = rd();
-    if (v < 0xfffffffe) return v;
-  }
 }
 
 }  // namespace
@@ -110,7 +101,7 @@ void create(const std::string& path, const CreateOptions& options) {
     fail(ErrorCategory::usage, "vmdk: {} is larger than a sparse VMDK can hold (2 TiB)", format_size(size));
 
   Descriptor d;
-  d.cid = random_cid();
+  d.cid = random_content_id();
   d.create_type = s.subformat;
   if (!options.backing_file.empty()) {
     if (s.subformat != "monolithicSparse")

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <boost/filesystem.hpp>
 #include <cstring>
-#include <random>
 
 #include "core/bytes.h"
 #include "core/endian.h"
@@ -26,14 +25,6 @@ std::vector<uint8_t>& zero_buffer(uint64_t size) {
   thread_local std::vector<uint8_t> zeros;
   if (zeros.size() < size) zeros.assign(size, 0);
   return zeros;
-}
-
-uint32_t random_cid() {
-  std::random_device rd;
-  for (;;) {
-    uint32_t v = rd();
-    if (v < 0xfffffffe) return v;
-  }
 }
 
 std::vector<uint8_t> encode_u32_table(const std::vector<uint32_t>& table) {
@@ -268,7 +259,7 @@ void VmdkDevice::write_headers(bool unclean) {
 // until close, as VMware does.
 void VmdkDevice::mark_modified() {
   if (modified_) return;
-  const uint32_t cid = random_cid();
+  const uint32_t cid = random_content_id();
   std::string text = replace_cid(descriptor_text_, cid);
   if (embedded_descriptor_) {
     if (text.size() > descriptor_room_)

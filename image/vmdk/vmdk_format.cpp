@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <random>
 
 #include "core/bytes.h"
 #include "core/compress.h"
@@ -318,6 +319,14 @@ std::string encode_descriptor(const Descriptor& d) {
   out += "\n# The Disk Data Base\n#DDB\n\n";
   for (const auto& [k, v] : d.ddb) out += fmt::format("{} = \"{}\"\n", k, v);
   return out;
+}
+
+uint32_t random_content_id() {
+  std::random_device rd;
+  for (;;) {
+    uint32_t v = rd();
+    if (v < 0xfffffffe) return v;
+  }
 }
 
 std::string replace_cid(std::string_view text, uint32_t cid) {

@@ -126,6 +126,10 @@ struct Descriptor {
 // Parses descriptor text (which may be NUL-padded, as embedded descriptors are).
 Descriptor parse_descriptor(std::string_view text, const std::string& what);
 std::string encode_descriptor(const Descriptor& d);
+// A fresh content id (CID) for a descriptor: random, never the reserved fffffffe
+// and ffffffff (ffffffff means "no parent").
+uint32_t random_content_id();
+
 // The same text with the CID line set to `cid`; everything else is kept as it is.
 std::string replace_cid(std::string_view text, uint32_t cid);
 
