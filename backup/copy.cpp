@@ -114,25 +114,35 @@ CopyReport copy_snapshots(Repository& src, Repository& dst, const CopyOptions& o
 
   // A replica's copy of a snapshot has its id (the manifest is copied byte for byte);
   // a re-encrypted copy has another one, and is known by the name, time and host.
-  const std::vector<Snapshot> selected = select_snapshots(load_snapshots(src), options);
+  const std::vector<Snapshot> src_snapshots = load_snapshots(src);
+  const std::vector<Snapshot> selected = select_snapshots(src_snapshots, options);
   std::vector<DamagedManifest> damaged;
   std::map<std::string, const Snapshot*> dst_names;
   const std::vector<Snapshot> dst_snapshots = load_snapshots(dst, &damaged);
   for (const Snapshot& s : dst_snapshots) dst_names[s.name] = &s;
-  std::vector<const Snapshot*> to_copy;
-  std::map<std::string, std::string> copies;  // source id -> the id of its copy
-  for (const Snapshot& s : selected) {
+  auto copy_of = [&](const Snapshot& s) -> const Snapshot* {
     auto it = dst_names.find(s.name);
-    const Snapshot* there = it == dst_names.end() ? nullptr : it->second;
-    if (there && (replica ? there->id != s.id : there->time_ns != s.time_ns || there->host != s.host))
+    return it == dst_names.end() ? nullptr : it->second;
+  };
+  auto is_copy = [&](const Snapshot& s, const Snapshot& there) {
+    return replica ? there.id == s.id : there.time_ns == s.time_ns && there.host == s.host;
+  };
+  std::vector<const Snapshot*> to_copy;
+  for (const Snapshot& s : selected) {
+    const Snapshot* there = copy_of(s);
+    if (there && !is_copy(s, *there))
       fail(ErrorCategory::exists, "{} holds another snapshot named '{}' ({}): nothing was copied", dst.location(), s.name,
            there->short_id());
     report.snapshots.push_back({s.name, s.id, there ? there->id : std::string(), there != nullptr});
-    if (there) copies[s.id] = there->id;
-    else to_copy.push_back(&s);
+    if (!there) to_copy.push_back(&s);
   }
   if (!replica) {
-    reencrypt_snapshots(src, dst, to_copy, copies, options, dst_lock, report);
+    // Every source snapshot the destination has a copy of, selected or not: the
+    // re-encryption learns from them which destination ids the chunks have.
+    std::vector<CopiedPair> copied_before;
+    for (const Snapshot& s : src_snapshots)
+      if (const Snapshot* there = copy_of(s); there && is_copy(s, *there)) copied_before.push_back({&s, there});
+    reencrypt_snapshots(src, dst, to_copy, copied_before, options, dst_lock, report);
     report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
     return report;
   }

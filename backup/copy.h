@@ -63,6 +63,9 @@ struct CopyReport {
   uint64_t missing_blobs = 0, missing_bytes = 0;
   uint64_t packs = 0, pack_bytes = 0;  // packs sent or written (a replica's dry run: that would be)
   uint64_t adopted_packs = 0;          // complete packs of an interrupted copy taken as they were
+  // Re-encrypting: chunks read from the source (and their bytes there), and chunks
+  // whose destination id earlier copies told, not read (copy_reencrypt.h).
+  uint64_t read_blobs = 0, read_bytes = 0, known_blobs = 0;
   double seconds = 0;
 };
 

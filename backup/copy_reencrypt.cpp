@@ -11,6 +11,7 @@
 #include "backup/used_blobs.h"
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "core/log.h"
 #include "core/thread_pool.h"
 
 namespace arche::backup {
@@ -42,7 +43,48 @@ namespace {
 class Reencoder {
  public:
   Reencoder(Repository& src, ChunkStore& store, Pipeline& pipeline, SendMeter& meter)
-      : src_(src), store_(store), pipeline_(pipeline), meter_(meter) {}
+      : src_(src), dst_(store.repository()), store_(store), pipeline_(pipeline), meter_(meter) {}
+
+  // Pairs the ids of `source` with those of its copy `copy` (a snapshot of the
+  // destination) by walking both side by side; false, and nothing learned, when
+  // their shapes differ or the destination's index lacks one of the copy's blobs.
+  bool learn(const Snapshot& source, const Snapshot& copy) {
+    Learned l;
+    if (source.images.size() != copy.images.size() || source.tree.empty() != copy.tree.empty()) return false;
+    for (size_t i = 0; i < source.images.size(); ++i) {
+      const ImageRecord &a = source.images[i], &b = copy.images[i];
+      if (a.name != b.name || a.size != b.size || a.chunk_size != b.chunk_size || a.lists.size() != b.lists.size())
+        return false;
+      for (size_t k = 0; k < a.lists.size(); ++k) {
+        const std::string what = fmt::format("snapshot {}: image {}: chunk list {}", source.name, a.name, k);
+        const std::vector<Id> x = decode_image_list(src_.read_blob(a.lists[k], what), what);
+        const std::vector<Id> y = decode_image_list(dst_.read_blob(b.lists[k], what), what);
+        if (x.size() != y.size()) return false;
+        for (size_t j = 0; j < x.size(); ++j) {
+          if (x[j].is_zero() != y[j].is_zero()) return false;
+          if (!x[j].is_zero()) l.chunks.emplace_back(x[j], y[j]);
+        }
+        l.lists.emplace_back(a.lists[k], b.lists[k]);
+      }
+    }
+    if (!source.tree.empty() && !learn_tree(source, source.tree, copy.tree, "", l)) return false;
+    // The copy's blobs must be there for a new snapshot to name them (and are
+    // referenced: a prune beside this copy keeps their packs).
+    for (const auto& [from, to] : l.chunks)
+      if (!dst_.index().reference(to)) return false;
+    for (const auto& [from, to] : l.lists)
+      if (!dst_.index().reference(to)) return false;
+    for (const auto& [from, to] : l.trees)
+      for (const Id& id : to)
+        if (!dst_.index().reference(id)) return false;
+    for (const Id& id : l.file_lists)
+      if (!dst_.index().reference(id)) return false;
+    std::lock_guard lock(mutex_);
+    for (const auto& [from, to] : l.chunks) known_ += copied_.emplace(from, to).second;
+    lists_.insert(l.lists.begin(), l.lists.end());
+    trees_.insert(l.trees.begin(), l.trees.end());
+    return true;
+  }
 
   void image(const Snapshot& s, ImageRecord& image) {
     for (size_t b = 0; b < image.lists.size(); ++b) {
@@ -112,6 +154,7 @@ class Reencoder {
         pipeline_.submit([this, &ids, &out, &what, i] {
           thread_local std::vector<uint8_t> frame, scratch;
           std::span<const uint8_t> plain = src_.read_blob(ids[i], frame, scratch, what);
+          ++read_blobs_;
           const uint64_t before = store_.stats().stored_bytes;
           out[i] = store_.store(BlobKind::data, plain);
           {
@@ -132,13 +175,56 @@ class Reencoder {
     return out;
   }
 
+  // What learn() gathers before it knows the pair is a copy.
+  struct Learned {
+    std::vector<std::pair<Id, Id>> chunks, lists;
+    std::vector<std::pair<std::vector<Id>, std::vector<Id>>> trees;
+    std::vector<Id> file_lists;  // the copy's file chunk lists (the trees name them)
+  };
+
+  bool learn_tree(const Snapshot& s, const std::vector<Id>& a_pieces, const std::vector<Id>& b_pieces,
+                  const std::string& path, Learned& l) {
+    interrupt::check();
+    if (trees_.count(a_pieces)) return true;
+    const std::string what = fmt::format("snapshot {}: directory {}", s.name, path.empty() ? "/" : path);
+    const Tree a = load_tree(src_, a_pieces, what), b = load_tree(dst_, b_pieces, what);
+    if (a.nodes.size() != b.nodes.size()) return false;
+    for (size_t i = 0; i < a.nodes.size(); ++i) {
+      const Node &x = a.nodes[i], &y = b.nodes[i];
+      if (x.name != y.name || x.type != y.type || x.size != y.size) return false;
+      if (x.type == NodeType::dir) {
+        if (!learn_tree(s, x.subtree, y.subtree, path + "/" + x.name, l)) return false;
+      } else if (x.type == NodeType::file) {
+        const std::string file = "snapshot " + s.name + ": file " + path + "/" + x.name;
+        const std::vector<ChunkRef> cx = load_file_chunks(src_, x, file), cy = load_file_chunks(dst_, y, file);
+        if (cx.size() != cy.size()) return false;
+        for (size_t j = 0; j < cx.size(); ++j) {
+          if (cx[j].length != cy[j].length || cx[j].is_hole() != cy[j].is_hole()) return false;
+          if (!cx[j].is_hole()) l.chunks.emplace_back(cx[j].id, cy[j].id);
+        }
+        l.file_lists.insert(l.file_lists.end(), y.chunk_lists.begin(), y.chunk_lists.end());
+      }
+    }
+    l.trees.emplace_back(a_pieces, b_pieces);
+    return true;
+  }
+
+ public:
+  uint64_t read_blobs() const { return read_blobs_; }
+  uint64_t read_bytes() const { return read_; }
+  uint64_t known_blobs() const { return known_; }
+
+ private:
   Repository& src_;
+  Repository& dst_;
   ChunkStore& store_;
   Pipeline& pipeline_;
   SendMeter& meter_;
   std::mutex mutex_;
   std::unordered_map<Id, Id, IdHash> copied_;  // source chunk id -> destination id (mutex_)
   std::atomic<uint64_t> read_{0};              // bytes of source frames read
+  std::atomic<uint64_t> read_blobs_{0};        // and how many
+  uint64_t known_ = 0;                         // chunk ids learned from earlier copies
   std::unordered_map<Id, Id, IdHash> lists_;   // image chunk lists: source -> destination
   std::map<std::vector<Id>, std::vector<Id>> trees_;  // directories: source pieces -> destination pieces
 };
@@ -152,12 +238,45 @@ std::string copied_base(const std::string& incremental_from, const std::map<std:
   return it->second + incremental_from.substr(space);
 }
 
+// The copies to learn chunk ids from (Reencoder::learn), each once: those of the
+// parents and incremental bases of the snapshots to copy, else of the newest earlier
+// snapshot of the same host.
+std::vector<const CopiedPair*> teachers(const std::vector<const Snapshot*>& to_copy,
+                                        const std::vector<CopiedPair>& copied_before) {
+  std::vector<const CopiedPair*> out;
+  auto add = [&](const CopiedPair* p) {
+    if (p && std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  };
+  auto by_id = [&](const std::string& id) -> const CopiedPair* {
+    for (const CopiedPair& p : copied_before)
+      if (!id.empty() && p.source->id == id) return &p;
+    return nullptr;
+  };
+  for (const Snapshot* s : to_copy) {
+    std::vector<const CopiedPair*> mine{by_id(s->parent)};
+    for (const ImageRecord& image : s->images) mine.push_back(by_id(image.incremental_from.substr(0, image.incremental_from.find(' '))));
+    mine.erase(std::remove(mine.begin(), mine.end(), nullptr), mine.end());
+    if (mine.empty()) {
+      const CopiedPair* newest = nullptr;
+      for (const CopiedPair& p : copied_before)
+        if (p.source->host == s->host && p.source->time_ns <= s->time_ns &&
+            (!newest || p.source->time_ns >= newest->source->time_ns))
+          newest = &p;
+      mine.push_back(newest);
+    }
+    for (const CopiedPair* p : mine) add(p);
+  }
+  return out;
+}
+
 }  // namespace
 
 void reencrypt_snapshots(Repository& src, Repository& dst, const std::vector<const Snapshot*>& to_copy,
-                         std::map<std::string, std::string>& copies, const CopyOptions& options, RepoLock& dst_lock,
+                         const std::vector<CopiedPair>& copied_before, const CopyOptions& options, RepoLock& dst_lock,
                          CopyReport& report) {
   report.reencrypted = true;
+  std::map<std::string, std::string> copies;  // source snapshot id -> its copy's id
+  for (const CopiedPair& p : copied_before) copies[p.source->id] = p.copy->id;
   src.load_index(/*adopt_unindexed=*/false);
   dst.load_index(/*adopt_unindexed=*/!options.dry_run);
   report.adopted_packs = dst.unindexed_packs().size();
@@ -177,10 +296,20 @@ void reencrypt_snapshots(Repository& src, Repository& dst, const std::vector<con
   SendMeter meter(options, total);
   ChunkStore store(dst, dst.settings().compression_level, options.dry_run);
   std::vector<Snapshot> copied;
+  uint64_t read_blobs = 0, read_bytes = 0, known_blobs = 0;
   try {
     const unsigned threads = ThreadPool::default_threads();
     Pipeline pipeline(threads, 2 * threads + 2);
     Reencoder reencode(src, store, pipeline, meter);
+    for (const CopiedPair* pair : teachers(to_copy, copied_before)) {
+      try {
+        reencode.learn(*pair->source, *pair->copy);
+      } catch (const Error& e) {
+        // A copy that cannot be read teaches nothing; the chunks are read instead.
+        if (e.category() == ErrorCategory::interrupted) throw;
+        warn("{}: not learning chunk ids from snapshot {}: {}", dst.location(), pair->copy->short_id(), e.what());
+      }
+    }
     for (const Snapshot* s : to_copy) {
       Snapshot c = *s;
       c.id.clear();
@@ -188,6 +317,9 @@ void reencrypt_snapshots(Repository& src, Repository& dst, const std::vector<con
       if (!c.tree.empty()) c.tree = reencode.tree(*s, c.tree, "");
       copied.push_back(std::move(c));
     }
+    read_blobs = reencode.read_blobs();
+    read_bytes = reencode.read_bytes();
+    known_blobs = reencode.known_blobs();
   } catch (const Error& e) {
     if (e.category() != ErrorCategory::interrupted) throw;
     const std::vector<PackInfo> kept = store.abandon();
@@ -197,6 +329,9 @@ void reencrypt_snapshots(Repository& src, Repository& dst, const std::vector<con
                                     kept.size() == 1 ? "" : "s"));
   }
   report.missing_blobs = store.stats().new_blobs;
+  report.read_blobs = read_blobs;
+  report.read_bytes = read_bytes;
+  report.known_blobs = known_blobs;
   report.missing_bytes = store.stats().new_bytes;
   if (options.dry_run) return;
 

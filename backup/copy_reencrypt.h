@@ -7,9 +7,16 @@
 // Each source chunk is read once per copy: a map from source id to destination id
 // (64 bytes a chunk, about 100 MB for a terabyte of 1 MiB chunks) serves the
 // snapshots after the first, and a directory whose tree the copy has rewritten
-// already (the same source tree ids) is not walked again. The destination id can
-// only be known from the plaintext, so a chunk the destination holds already is read
-// and hashed too, but neither compressed nor written.
+// already (the same source tree ids) is not walked again. The map starts with what
+// earlier copies tell: a snapshot and its copy in the destination have the same
+// shape (the same images, lists, directories and files, chunk for chunk), so walking
+// both side by side pairs their ids without reading a chunk. The copy learns from
+// the copies of each snapshot's parent and incremental base, else of the newest
+// earlier snapshot of its host: a nightly copy reads only what changed. A pair whose
+// shapes differ anywhere, or whose destination blobs are not all in the
+// destination's index, teaches nothing. Any other chunk's destination id can only be
+// known from its plaintext, so a chunk the destination holds already (from its own
+// backups) is read and hashed too, but neither compressed nor written.
 #pragma once
 
 #include <chrono>
@@ -48,14 +55,20 @@ class SendMeter {
   uint64_t sent_ = 0;
 };
 
+// A source snapshot and its copy in the destination.
+struct CopiedPair {
+  const Snapshot* source;
+  const Snapshot* copy;
+};
+
 // Copies `to_copy` (source snapshots, oldest first, that the destination lacks) into
-// `dst`, re-encrypted. `copies` maps source snapshot ids to the ids of their copies
-// in dst (those present already); the copies made are added, and a snapshot's parent
-// and incremental base are named by their copies' ids (or dropped when not copied).
-// Fills the blob, byte and pack counts of `report` and copy_id of its snapshots.
-// Both repositories are locked by the caller; their indexes are loaded here.
+// `dst`, re-encrypted. `copied_before`: the source's snapshots the destination has
+// copies of. A snapshot's parent and incremental base are named by their copies' ids
+// (or dropped when not copied). Fills the blob, byte and pack counts of `report` and
+// copy_id of its snapshots. Both repositories are locked by the caller; their
+// indexes are loaded here.
 void reencrypt_snapshots(Repository& src, Repository& dst, const std::vector<const Snapshot*>& to_copy,
-                         std::map<std::string, std::string>& copies, const CopyOptions& options, RepoLock& dst_lock,
+                         const std::vector<CopiedPair>& copied_before, const CopyOptions& options, RepoLock& dst_lock,
                          CopyReport& report);
 
 }  // namespace arche::backup

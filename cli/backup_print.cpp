@@ -455,6 +455,9 @@ void print_copy(const Context& ctx, const CopyReport& r, const std::string& src,
                     {"packs", r.packs},
                     {"pack-bytes", r.pack_bytes},
                     {"adopted-packs", r.adopted_packs},
+                    {"read-blobs", r.read_blobs},
+                    {"read-bytes", r.read_bytes},
+                    {"known-blobs", r.known_blobs},
                     {"seconds", r.seconds}});
     return;
   }
@@ -469,8 +472,11 @@ void print_copy(const Context& ctx, const CopyReport& r, const std::string& src,
                       : std::string();
   if (r.reencrypted) {
     // The chunks were read and stored anew: what DST lacked is what was written.
-    const std::string lacked = fmt::format("{} of {} blobs ({}) were missing there", r.missing_blobs, r.needed_blobs,
-                                           format_size(r.missing_bytes));
+    const std::string lacked =
+        fmt::format("{} chunks ({}) read from the source{}, {} of {} blobs ({}) were missing there", r.read_blobs,
+                    format_size(r.read_bytes),
+                    r.known_blobs ? fmt::format(" ({} known from earlier copies)", r.known_blobs) : std::string(),
+                    r.missing_blobs, r.needed_blobs, format_size(r.missing_bytes));
     if (dry_run) {
       say(ctx, fmt::format("dry run: {} of {} would go to {} re-encrypted; {}; nothing was written",
                            count(copied, "snapshot", "snapshots"), src, dst, lacked));

@@ -339,6 +339,56 @@ TEST_F(CopyReencryptedStore, AnInterruptLeavesNoSnapshotAndTheRerunCompletes) {
   expect_complete_copy();
 }
 
+// The nightly case: the copy of yesterday's snapshot tells which destination ids the
+// unchanged chunks have, so today's copy reads only what changed — also when
+// yesterday's snapshot is not among those selected.
+TEST_F(CopyReencryptedStore, ALaterCopyReadsOnlyTheChunksThatChanged) {
+  auto dst = destination();
+  CopyOptions first;
+  first.snapshots = {"one"};
+  CopyReport one = copy_snapshots(*source, *dst, first);
+  EXPECT_EQ(one.known_blobs, 0u);
+  EXPECT_GT(one.read_bytes, 8u << 20) << "everything of 'one' was read";
+  CopyOptions last;
+  last.last = 1;
+  CopyReport two = copy_snapshots(*source, *dst, last);
+  ASSERT_EQ(two.snapshots.size(), 1u);
+  EXPECT_EQ(two.snapshots[0].name, "two");
+  EXPECT_GT(two.known_blobs, 4u);
+  EXPECT_LT(two.read_bytes, 3u << 20) << "only src/e (2 MiB) was new";
+  EXPECT_GT(two.read_blobs, 0u);
+  expect_complete_copy();
+  // 'two' names 'one' as its parent: in the destination, by the copy's id.
+  const std::vector<Snapshot> copies = load_snapshots(*destination());
+  ASSERT_EQ(copies.size(), 2u);
+  EXPECT_EQ(copies[1].parent, copies[0].id);
+}
+
+// A snapshot of the destination that has the name, time and host of a source
+// snapshot but another shape is not taken for its copy's ids: the chunks are read.
+TEST_F(CopyReencryptedStore, ASnapshotOfAnotherShapeTeachesNothing) {
+  const Snapshot one = load_snapshots(*source).front();
+  auto dst = destination();
+  CreateOptions fake;
+  fake.name = "one";
+  fake.host = one.host;
+  fake.time_ns = one.time_ns;
+  fake.paths = {dir.file("src/d")};
+  fake.threads = 2;
+  create_snapshot(*dst, fake);
+  CopyOptions o;
+  o.snapshots = {"two"};
+  CopyReport two = copy_snapshots(*source, *dst, o);
+  EXPECT_EQ(two.known_blobs, 0u);
+  EXPECT_GT(two.read_bytes, 10u << 20);
+  RestoreRequest r;
+  r.snapshot = "two";
+  r.to = dir.file("out");
+  restore_snapshot(*destination(), r);
+  for (const char* f : {"src/a", "src/d/b", "src/d/c.txt", "src/e"})
+    EXPECT_TRUE(same_content(dir.file(f), dir.file("out") + dir.file(f))) << f;
+}
+
 TEST_F(CopyReencryptedStore, BandwidthLimitIsHonoured) {
   auto first = std::make_shared<MemoryStore>();
   InitOptions init;
