@@ -43,8 +43,9 @@ struct CopyOptions {
   uint64_t bwlimit = 0;                // bytes per second to the destination; 0: unlimited
   bool dry_run = false;                // say what would be copied, copy nothing
   // Progress, never two calls at once. Replica: after each pack, with the bytes sent
-  // so far and the total to send. Re-encrypting: after each chunk, with the bytes of
-  // the source's packs read so far and the total the snapshots need.
+  // so far and the total to send. Re-encrypting: after each chunk read, with the bytes
+  // of the source's packs read so far and the total the snapshots need (chunks known
+  // from earlier copies are not read; the last call, at the end, gives the total).
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
 

@@ -11,6 +11,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <thread>
 
 #include "backup/check.h"
 #include "backup/copy.h"
@@ -198,6 +199,35 @@ TEST_F(CopyReencrypted, DryRunNamedSnapshotsAndLast) {
   EXPECT_FALSE(last["snapshots"][0]["present"].get<bool>());
   EXPECT_LT(last["missing-bytes"].get<uint64_t>(), 2u << 20) << "only wed.bin and the trees were new";
   EXPECT_EQ(snapshots_of(dst, kDstPassphrase).size(), 3u);
+}
+
+// Ctrl-C, then a kill, in the middle of a copy through the binary: no snapshot in the
+// destination either time, and the copy after them completes and checks clean.
+TEST_F(CopyReencrypted, InterruptedAndKilledCopiesLeaveNoSnapshotAndTheNextOneCompletes) {
+  using namespace std::chrono_literals;
+  init_destination(dst, {"--pack-size", "1M"});
+  auto packs_there = [&] { return fs::exists(dst + "/data") ? files_below(dst + "/data").size() : 0; };
+  for (int sig : {SIGINT, SIGKILL}) {
+    const size_t before = packs_there();
+    Background p({"backup", "copy", repo, dst, "--dst-passphrase-file", pass_file, "--bwlimit", "4M"}, dir.path());
+    ASSERT_TRUE(p.wait_until_catching(SIGINT));
+    for (int i = 0; i < 3000 && packs_there() < before + 2 && !p.finished(); ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(p.signal(sig)) << "the copy ended before the signal";
+    EXPECT_EQ(p.wait(), 128 + sig) << p.err();
+    if (sig == SIGINT) {
+      EXPECT_NE(p.err().find("no snapshot was copied"), std::string::npos) << p.err();
+    }
+    EXPECT_TRUE(snapshots_of(dst, kDstPassphrase).empty()) << "nothing that looks like a snapshot";
+  }
+  Json done = copy_json({repo, dst});
+  EXPECT_EQ(done["snapshots"].size(), 3u);
+  EXPECT_GT(done["adopted-packs"].get<uint64_t>(), 0u) << "the complete packs of the runs before";
+  CommandResult check = backup({"check", dst, "--read-data", "--passphrase-file", pass_file});
+  EXPECT_EQ(check.exit_code, 0) << check.err << check.out;
+  const std::string out = dir.file("out");
+  backup_ok({"restore", dst + "::wed", "--to", out, "--passphrase-file", pass_file});
+  for (const char* f : {"/docs/client.txt", "/big.bin", "/tue.bin", "/wed.bin"})
+    EXPECT_TRUE(same_content(data + f, out + data + f)) << f;
 }
 
 TEST_F(CopyReencrypted, AnotherSnapshotOfTheSameNameIsRefused) {
