@@ -298,7 +298,9 @@ void reencrypt_snapshots(Repository& src, Repository& dst, const std::vector<con
   std::vector<Snapshot> copied;
   uint64_t read_blobs = 0, read_bytes = 0, known_blobs = 0;
   try {
-    const unsigned threads = ThreadPool::default_threads();
+    // One worker per core, or as many as the source store takes requests at once
+    // when that is more: each chunk is one read there (a round trip on SFTP or S3).
+    const unsigned threads = std::max(ThreadPool::default_threads(), std::min(src.store().capabilities().parallelism, 16u));
     Pipeline pipeline(threads, 2 * threads + 2);
     Reencoder reencode(src, store, pipeline, meter);
     for (const CopiedPair* pair : teachers(to_copy, copied_before)) {

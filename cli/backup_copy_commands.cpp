@@ -75,8 +75,9 @@ void add_copy(CLI::App& group, Context& ctx) {
   cmd->add_option("--dst-passphrase-command", a->dst_pass_command, "Run CMD and use its output as DST's passphrase");
   add_json_flag(cmd, ctx);
   cmd->footer("Into a replica (arche backup init DST --same-key-as SRC) the packs travel as they are, still "
-              "encrypted. Into any other repository every chunk the snapshots need is read from SRC and stored "
-              "re-encrypted with DST's key (deduplicated against what DST holds, in its pack size and compression); "
+              "encrypted. Into any other repository every chunk the snapshots need (but those earlier copies brought) "
+              "is read from SRC and stored re-encrypted with DST's key (deduplicated against what DST holds, in its "
+              "pack size and compression); "
               "the snapshots keep their names, hosts, times and paths. Snapshots DST holds already are skipped.");
   cmd->callback([&ctx, a] {
     quiet_if_json(ctx);
