@@ -30,8 +30,7 @@ constexpr uint64_t kCopyPiece = 4u << 20;
 // A replica has the source's id and master secret (init_same_key): its packs are
 // valid there as they are.
 bool is_replica(const Repository& src, const Repository& dst) {
-  return src.id() == dst.id() &&
-         sodium_memcmp(src.keys().master().data(), dst.keys().master().data(), kKeySize) == 0;
+  return src.id() == dst.id() && sodium_memcmp(src.keys().master().data(), dst.keys().master().data(), kKeySize) == 0;
 }
 
 // The selected snapshots of `all` (oldest first), each once.
@@ -131,8 +130,8 @@ CopyReport copy_snapshots(Repository& src, Repository& dst, const CopyOptions& o
   for (const Snapshot& s : selected) {
     const Snapshot* there = copy_of(s);
     if (there && !is_copy(s, *there))
-      fail(ErrorCategory::exists, "{} holds another snapshot named '{}' ({}): nothing was copied", dst.location(), s.name,
-           there->short_id());
+      fail(ErrorCategory::exists, "{} holds another snapshot named '{}' ({}): nothing was copied", dst.location(),
+           s.name, there->short_id());
     report.snapshots.push_back({s.name, s.id, there ? there->id : std::string(), there != nullptr});
     if (!there) to_copy.push_back(&s);
   }

@@ -221,11 +221,11 @@ class Reencoder {
   Pipeline& pipeline_;
   SendMeter& meter_;
   std::mutex mutex_;
-  std::unordered_map<Id, Id, IdHash> copied_;  // source chunk id -> destination id (mutex_)
-  std::atomic<uint64_t> read_{0};              // bytes of source frames read
-  std::atomic<uint64_t> read_blobs_{0};        // and how many
-  uint64_t known_ = 0;                         // chunk ids learned from earlier copies
-  std::unordered_map<Id, Id, IdHash> lists_;   // image chunk lists: source -> destination
+  std::unordered_map<Id, Id, IdHash> copied_;         // source chunk id -> destination id (mutex_)
+  std::atomic<uint64_t> read_{0};                     // bytes of source frames read
+  std::atomic<uint64_t> read_blobs_{0};               // and how many
+  uint64_t known_ = 0;                                // chunk ids learned from earlier copies
+  std::unordered_map<Id, Id, IdHash> lists_;          // image chunk lists: source -> destination
   std::map<std::vector<Id>, std::vector<Id>> trees_;  // directories: source pieces -> destination pieces
 };
 
@@ -254,7 +254,8 @@ std::vector<const CopiedPair*> teachers(const std::vector<const Snapshot*>& to_c
   };
   for (const Snapshot* s : to_copy) {
     std::vector<const CopiedPair*> mine{by_id(s->parent)};
-    for (const ImageRecord& image : s->images) mine.push_back(by_id(image.incremental_from.substr(0, image.incremental_from.find(' '))));
+    for (const ImageRecord& image : s->images)
+      mine.push_back(by_id(image.incremental_from.substr(0, image.incremental_from.find(' '))));
     mine.erase(std::remove(mine.begin(), mine.end(), nullptr), mine.end());
     if (mine.empty()) {
       const CopiedPair* newest = nullptr;
@@ -300,7 +301,8 @@ void reencrypt_snapshots(Repository& src, Repository& dst, const std::vector<con
   try {
     // One worker per core, or as many as the source store takes requests at once
     // when that is more: each chunk is one read there (a round trip on SFTP or S3).
-    const unsigned threads = std::max(ThreadPool::default_threads(), std::min(src.store().capabilities().parallelism, 16u));
+    const unsigned threads =
+        std::max(ThreadPool::default_threads(), std::min(src.store().capabilities().parallelism, 16u));
     Pipeline pipeline(threads, 2 * threads + 2);
     Reencoder reencode(src, store, pipeline, meter);
     for (const CopiedPair* pair : teachers(to_copy, copied_before)) {

@@ -30,7 +30,9 @@ namespace {
 const std::string kMarker = "Mandantenakte Steuerberatung Weber";
 const std::string kDstPassphrase = "offsite vault 2026 other key";
 
-std::span<const uint8_t> bytes_of(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+std::span<const uint8_t> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
 
 void write_secret(const std::string& path, const std::string& text) {
   arche::test::write_file(path, {text.begin(), text.end()});
@@ -158,8 +160,8 @@ TEST_F(CopyReencrypted, ChunksTheDestinationBackedUpItselfAreNotStoredAgain) {
   EXPECT_LT(lacked + (8u << 20), all) << "the disk's chunks were stored again";
   EXPECT_LT(lacked, 4u << 20);
   EXPECT_LT(into_dst["pack-bytes"].get<uint64_t>(), into_fresh["pack-bytes"].get<uint64_t>() / 2);
-  backup_ok({"restore", dst + "::mon", "--image", "disk.raw", "--to", dir.file("disk.out"), "--passphrase-file",
-             pass_file});
+  backup_ok(
+      {"restore", dst + "::mon", "--image", "disk.raw", "--to", dir.file("disk.out"), "--passphrase-file", pass_file});
   EXPECT_TRUE(same_content(dir.file("disk.raw"), dir.file("disk.out")));
   CommandResult check = backup({"check", dst, "--read-data", "--passphrase-file", pass_file});
   EXPECT_EQ(check.exit_code, 0) << check.err << check.out;
