@@ -5,11 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <mutex>
 #include <set>
-#include <thread>
 #include <unordered_map>
 
+#include "backup/copy_reencrypt.h"
 #include "backup/lock.h"
 #include "backup/pack.h"
 #include "backup/pipeline.h"
@@ -28,14 +27,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kCopyPiece = 4u << 20;
 
-void require_replica(const Repository& src, const Repository& dst) {
-  const bool same_id = src.id() == dst.id();
-  const bool same_key = sodium_memcmp(src.keys().master().data(), dst.keys().master().data(), kKeySize) == 0;
-  if (!same_id || !same_key)
-    fail(ErrorCategory::unsupported,
-         "{} and {} are different repositories (another id or key): copy needs a destination made by "
-         "`arche backup init {} --same-key-as {}`",
-         src.location(), dst.location(), dst.location(), src.location());
+// A replica has the source's id and master secret (init_same_key): its packs are
+// valid there as they are.
+bool is_replica(const Repository& src, const Repository& dst) {
+  return src.id() == dst.id() && sodium_memcmp(src.keys().master().data(), dst.keys().master().data(), kKeySize) == 0;
 }
 
 // The selected snapshots of `all` (oldest first), each once.
@@ -52,40 +47,6 @@ std::vector<Snapshot> select_snapshots(const std::vector<Snapshot>& all, const C
   if (options.last && out.size() > options.last) out.erase(out.begin(), out.end() - static_cast<ptrdiff_t>(options.last));
   return out;
 }
-
-// What the parallel sends share: the bytes sent so far, which pace --bwlimit (one
-// budget for all of them) and feed the progress callback.
-class SendMeter {
- public:
-  SendMeter(const CopyOptions& options, uint64_t total) : options_(options), total_(total), start_(Clock::now()) {}
-
-  // Counts `n` bytes just sent; with a limit, returns when the copy as a whole is
-  // back within it (so the pace holds however many sends run at once).
-  void sent(uint64_t n) {
-    uint64_t so_far;
-    {
-      std::lock_guard lock(mutex_);
-      so_far = sent_ += n;
-    }
-    if (!options_.bwlimit) return;
-    std::this_thread::sleep_until(start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                                               static_cast<double>(so_far) / static_cast<double>(options_.bwlimit))));
-  }
-
-  // After each pack; the callback is never called by two threads at once.
-  void pack_done() {
-    if (!options_.progress) return;
-    std::lock_guard lock(mutex_);
-    options_.progress(sent_, total_);
-  }
-
- private:
-  const CopyOptions& options_;
-  const uint64_t total_;
-  const Clock::time_point start_;
-  std::mutex mutex_;
-  uint64_t sent_ = 0;
-};
 
 // Sends one pack object as it is, checking the CRC32C its trailer records over every
 // byte before it: a pack damaged in the source store is refused, never copied (the
@@ -119,7 +80,7 @@ void send_pack(Repository& src, Repository& dst, const PackInfo& pack, SendMeter
   }
   out->commit();
   dst.note_write();
-  meter.pack_done();
+  meter.report();
 }
 
 // Sends `packs` the destination lacks, as many at once as the destination store
@@ -145,24 +106,44 @@ void send_packs(Repository& src, Repository& dst, const std::vector<PackInfo>& p
 
 CopyReport copy_snapshots(Repository& src, Repository& dst, const CopyOptions& options) {
   const auto started = Clock::now();
-  require_replica(src, dst);
+  const bool replica = is_replica(src, dst);
   RepoLock src_lock(src, LockMode::shared, "backup copy to " + dst.location());
   RepoLock dst_lock(dst, LockMode::shared, "backup copy from " + src.location());
   CopyReport report;
 
-  const std::vector<Snapshot> selected = select_snapshots(load_snapshots(src), options);
+  // A replica's copy of a snapshot has its id (the manifest is copied byte for byte);
+  // a re-encrypted copy has another one, and is known by the name, time and host.
+  const std::vector<Snapshot> src_snapshots = load_snapshots(src);
+  const std::vector<Snapshot> selected = select_snapshots(src_snapshots, options);
   std::vector<DamagedManifest> damaged;
-  std::map<std::string, std::string> dst_names;  // name -> id
-  for (const Snapshot& s : load_snapshots(dst, &damaged)) dst_names[s.name] = s.id;
+  std::map<std::string, const Snapshot*> dst_names;
+  const std::vector<Snapshot> dst_snapshots = load_snapshots(dst, &damaged);
+  for (const Snapshot& s : dst_snapshots) dst_names[s.name] = &s;
+  auto copy_of = [&](const Snapshot& s) -> const Snapshot* {
+    auto it = dst_names.find(s.name);
+    return it == dst_names.end() ? nullptr : it->second;
+  };
+  auto is_copy = [&](const Snapshot& s, const Snapshot& there) {
+    return replica ? there.id == s.id : there.time_ns == s.time_ns && there.host == s.host;
+  };
   std::vector<const Snapshot*> to_copy;
   for (const Snapshot& s : selected) {
-    auto it = dst_names.find(s.name);
-    if (it != dst_names.end() && it->second != s.id)
-      fail(ErrorCategory::exists, "{} holds another snapshot named '{}' ({}): nothing was copied", dst.location(), s.name,
-           it->second.substr(0, 8));
-    const bool present = it != dst_names.end();
-    report.snapshots.push_back({s.name, s.id, present});
-    if (!present) to_copy.push_back(&s);
+    const Snapshot* there = copy_of(s);
+    if (there && !is_copy(s, *there))
+      fail(ErrorCategory::exists, "{} holds another snapshot named '{}' ({}): nothing was copied", dst.location(),
+           s.name, there->short_id());
+    report.snapshots.push_back({s.name, s.id, there ? there->id : std::string(), there != nullptr});
+    if (!there) to_copy.push_back(&s);
+  }
+  if (!replica) {
+    // Every source snapshot the destination has a copy of, selected or not: the
+    // re-encryption learns from them which destination ids the chunks have.
+    std::vector<CopiedPair> copied_before;
+    for (const Snapshot& s : src_snapshots)
+      if (const Snapshot* there = copy_of(s); there && is_copy(s, *there)) copied_before.push_back({&s, there});
+    reencrypt_snapshots(src, dst, to_copy, copied_before, options, dst_lock, report);
+    report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    return report;
   }
 
   // Which chunks the snapshots need, which of those the destination lacks, and the
@@ -208,6 +189,8 @@ CopyReport copy_snapshots(Repository& src, Repository& dst, const CopyOptions& o
       const std::string id = dst.write_content_file("snapshots", src.read_file("snapshots", s->id));
       if (id != s->id) fail(ErrorCategory::corrupt, "{}: snapshot {} changed while it was copied", src.location(), s->name);
       written.push_back(id);
+      for (CopiedSnapshot& r : report.snapshots)
+        if (r.id == id) r.copy_id = id;
     }
     // As after a backup: a prune beside the copy may have taken packs the snapshots
     // need out of the index; they are listed again, after the manifests.

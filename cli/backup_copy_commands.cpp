@@ -1,7 +1,8 @@
-// `arche backup copy SRC[::NAME]... DST`: snapshots into a replica repository on any
-// store, packs as they are (backup/copy.h). The destination's passphrase comes from
-// --dst-passphrase-file/-command or $ARCHE_DST_PASSPHRASE...; without any, the
-// source's passphrase is tried on it (a replica usually keeps it).
+// `arche backup copy SRC[::NAME]... DST`: snapshots into another repository on any
+// store — a replica gets the packs as they are, any other repository the chunks
+// re-encrypted with its key (backup/copy.h chooses). The destination's passphrase
+// comes from --dst-passphrase-file/-command or $ARCHE_DST_PASSPHRASE...; without any,
+// the source's passphrase is tried on it (a replica usually keeps it).
 #include <fmt/format.h>
 
 #include <memory>
@@ -49,13 +50,19 @@ std::unique_ptr<Repository> open_destination(const std::string& dst, const CopyA
   Repository::read_header(*store);
   PassphraseSource source = destination_passphrase_source(a.dst_pass_file, a.dst_pass_command, "passphrase for " + dst + ": ");
   if (passphrase_given(source)) return Repository::open(std::move(store), read_passphrase(source).span());
-  return Repository::open(std::move(store), src_pass.span());
+  try {
+    return Repository::open(std::move(store), src_pass.span());
+  } catch (const Error& e) {
+    if (e.category() != ErrorCategory::crypto) throw;
+    fail(ErrorCategory::crypto, "{} (the passphrase of the source was tried: give {}'s with --dst-passphrase-file, "
+         "--dst-passphrase-command or $ARCHE_DST_PASSPHRASE)", e.what(), dst);
+  }
 }
 
 }  // namespace
 
 void add_copy(CLI::App& group, Context& ctx) {
-  auto* cmd = group.add_subcommand("copy", "Copy snapshots into a repository made with init --same-key-as");
+  auto* cmd = group.add_subcommand("copy", "Copy snapshots into another repository (a replica, or re-encrypted)");
   auto a = std::make_shared<CopyArgs>();
   cmd->add_option("targets", a->targets, "SRC or SRC::NAME (repeatable), then DST")->required()->expected(2, -1);
   cmd->add_option("--last", a->last, "Only the newest N of the snapshots named (or of all)");
@@ -67,8 +74,11 @@ void add_copy(CLI::App& group, Context& ctx) {
                   "$ARCHE_DST_PASSPHRASE_COMMAND, $ARCHE_DST_PASSPHRASE, else SRC's passphrase)");
   cmd->add_option("--dst-passphrase-command", a->dst_pass_command, "Run CMD and use its output as DST's passphrase");
   add_json_flag(cmd, ctx);
-  cmd->footer("Packs travel as they are, still encrypted: DST must share SRC's key "
-              "(arche backup init DST --same-key-as SRC). Snapshots DST holds already are skipped.");
+  cmd->footer("Into a replica (arche backup init DST --same-key-as SRC) the packs travel as they are, still "
+              "encrypted. Into any other repository every chunk the snapshots need (but those earlier copies brought) "
+              "is read from SRC and stored re-encrypted with DST's key (deduplicated against what DST holds, in its "
+              "pack size and compression); "
+              "the snapshots keep their names, hosts, times and paths. Snapshots DST holds already are skipped.");
   cmd->callback([&ctx, a] {
     quiet_if_json(ctx);
     const std::string dst_url = a->targets.back();

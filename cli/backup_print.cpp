@@ -443,22 +443,49 @@ void print_copy(const Context& ctx, const CopyReport& r, const std::string& src,
   if (ctx.json) {
     Json snapshots = Json::array();
     for (const CopiedSnapshot& s : r.snapshots)
-      snapshots.push_back(Json{{"name", s.name}, {"id", s.id}, {"present", s.present}});
+      snapshots.push_back(Json{{"name", s.name}, {"id", s.id}, {"copy-id", s.copy_id}, {"present", s.present}});
     print_json(Json{{"dry-run", dry_run},
+                    {"mode", r.reencrypted ? "re-encrypted" : "replica"},
                     {"source", src},
                     {"destination", dst},
                     {"snapshots", snapshots},
                     {"needed-blobs", r.needed_blobs},
                     {"missing-blobs", r.missing_blobs},
+                    {"missing-bytes", r.missing_bytes},
                     {"packs", r.packs},
                     {"pack-bytes", r.pack_bytes},
                     {"adopted-packs", r.adopted_packs},
+                    {"read-blobs", r.read_blobs},
+                    {"read-bytes", r.read_bytes},
+                    {"known-blobs", r.known_blobs},
                     {"seconds", r.seconds}});
     return;
   }
-  for (const CopiedSnapshot& s : r.snapshots)
-    say(ctx, fmt::format("{} {} ({})", s.present ? "present" : (dry_run ? "would copy" : "copied "), s.name, s.id.substr(0, 8)));
+  for (const CopiedSnapshot& s : r.snapshots) {
+    const bool renamed = !s.copy_id.empty() && s.copy_id != s.id;
+    say(ctx, fmt::format("{} {} ({}{})", s.present ? "present" : (dry_run ? "would copy" : "copied "), s.name,
+                         s.id.substr(0, 8), renamed ? " -> " + s.copy_id.substr(0, 8) : std::string()));
+  }
   const std::string packs = fmt::format("{} ({})", count(r.packs, "pack", "packs"), format_size(r.pack_bytes));
+  const std::string adopted =
+      r.adopted_packs ? fmt::format(", {} left by an interrupted run adopted", count(r.adopted_packs, "pack", "packs"))
+                      : std::string();
+  if (r.reencrypted) {
+    // The chunks were read and stored anew: what DST lacked is what was written.
+    const std::string lacked =
+        fmt::format("{} chunks ({}) read from the source{}, {} of {} blobs ({}) were missing there", r.read_blobs,
+                    format_size(r.read_bytes),
+                    r.known_blobs ? fmt::format(" ({} known from earlier copies)", r.known_blobs) : std::string(),
+                    r.missing_blobs, r.needed_blobs, format_size(r.missing_bytes));
+    if (dry_run) {
+      say(ctx, fmt::format("dry run: {} of {} would go to {} re-encrypted; {}; nothing was written",
+                           count(copied, "snapshot", "snapshots"), src, dst, lacked));
+      return;
+    }
+    say(ctx, fmt::format("copied {} from {} to {} re-encrypted in {:.2f} s: {} written, {}{}",
+                         count(copied, "snapshot", "snapshots"), src, dst, r.seconds, packs, lacked, adopted));
+    return;
+  }
   if (dry_run) {
     say(ctx, fmt::format("dry run: {} of {} would go to {} in {}; nothing was written", count(copied, "snapshot", "snapshots"),
                          src, dst, packs));
@@ -466,9 +493,7 @@ void print_copy(const Context& ctx, const CopyReport& r, const std::string& src,
   }
   say(ctx, fmt::format("copied {} from {} to {} in {:.2f} s: {} sent, {} of {} chunks were missing there{}",
                        count(copied, "snapshot", "snapshots"), src, dst, r.seconds, packs, r.missing_blobs,
-                       r.needed_blobs,
-                       r.adopted_packs ? fmt::format(", {} left by an interrupted run adopted", count(r.adopted_packs, "pack", "packs"))
-                                       : std::string()));
+                       r.needed_blobs, adopted));
 }
 
 }  // namespace arche::cli::backup_cli

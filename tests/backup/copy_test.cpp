@@ -1,5 +1,5 @@
-// `arche backup copy` and `backup init --same-key-as` through the CLI on local
-// repositories (issue 12): what is copied, what is refused, and that a damaged or
+// `arche backup copy` into a replica and `backup init --same-key-as` through the CLI
+// on local repositories (issue 12): what is copied, what is refused, and that a damaged or
 // interrupted copy leaves the destination as it was. The same copy onto every store
 // is StoreSuite.CopyIntoAReplicaOnThisStore; local → SFTP → S3 → local is
 // RemoteCopy in store_remote_tests.
@@ -94,13 +94,16 @@ TEST_F(BackupCopy, NamedSnapshotsLastNAndDryRun) {
   EXPECT_EQ(list.size(), 3u) << list.dump();
 }
 
-TEST_F(BackupCopy, ARepositoryWithAnotherKeyIsRefused) {
+// Not a replica: the other way (copy_reencrypt_test.cpp), never packs of another key.
+TEST_F(BackupCopy, ARepositoryWithAnotherKeyGetsTheChunksReencrypted) {
   const std::string other = dir.file("other");
   init_repo(other);
-  CommandResult r = backup({"copy", repo, other});
-  EXPECT_EQ(r.exit_code, 69) << r.err;
-  EXPECT_NE(r.err.find("--same-key-as"), std::string::npos) << r.err;
-  EXPECT_TRUE(files_below(other + "/data").empty());
+  Json r = copy_json({repo + "::tue", other});
+  EXPECT_EQ(r["mode"], "re-encrypted");
+  const std::vector<std::string> packs = files_below(other + "/data");
+  ASSERT_FALSE(packs.empty());
+  for (const std::string& f : packs) EXPECT_FALSE(fs::exists(repo + f.substr(other.size()))) << f;
+  EXPECT_EQ(copy_json({repo + "::tue", replica})["mode"], "replica");
 }
 
 TEST_F(BackupCopy, ADamagedSourcePackIsNotCopiedAndLeavesNoSnapshot) {

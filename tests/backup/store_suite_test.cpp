@@ -1,7 +1,8 @@
 // Issue 12, acceptance 1: the part of the backup suite that does not depend on where
 // the repository lives, run against every store factory (store_factories.h): the
 // Store contract itself, a backup/restore/check round trip, damage found, prune and
-// repair, locks, copy into a replica. The CLI suites run against local directories as before.
+// repair, locks, copy into a replica and re-encrypted. The CLI suites run against
+// local directories as before.
 #include <gtest/gtest.h>
 
 #include <boost/filesystem.hpp>
@@ -284,6 +285,53 @@ TEST_P(StoreSuite, CopyIntoAReplicaOnThisStore) {
   restore(*fresh, "two", dir.file("out"));
   EXPECT_TRUE(same_content(src + "/c", dir.file("out") + src + "/c"));
   EXPECT_TRUE(same_content(src + "/d/invoice.txt", dir.file("out") + src + "/d/invoice.txt"));
+  CheckOptions c;
+  c.read_data = true;
+  CheckReport r = check_repository(*fresh, c);
+  EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0]);
+  for (const ObjectInfo& obj : store->list("")) {
+    const std::vector<uint8_t> data = store->read(obj.name);
+    EXPECT_EQ(std::search(data.begin(), data.end(), marker.begin(), marker.end()), data.end()) << obj.name;
+  }
+}
+
+// A repository of its own on this store (another key, other settings) filled by
+// copy from a local memory repository: the chunks are re-encrypted, the snapshots
+// restore there, a second copy sends nothing, and no store object holds plaintext.
+TEST_P(StoreSuite, CopyReencryptedOntoThisStore) {
+  const std::string marker = "Gutschrift 2026-4711 Kundin Schulze";
+  {
+    std::string text;
+    for (int i = 0; i < 2000; ++i) text += marker + " line " + std::to_string(i) + "\n";
+    arche::test::write_file(src + "/d/credit.txt", bytes(text));
+  }
+  auto source_store = std::make_shared<MemoryStore>();
+  InitOptions o;
+  o.kdf.memlimit = 8u << 20;
+  o.kdf.opslimit = 1;
+  Repository::init(*source_store, pass(), o);
+  auto source = Repository::open(source_store, pass());
+  backup(*source, "one", {src}, {dir.file("disk.raw")});
+  write_random_file(src + "/c", 300000, 1031);
+  backup(*source, "two", {src});
+
+  auto target = make_repository(/*pack_size=*/2u << 20);
+  EXPECT_NE(target->id(), source->id());
+  CopyReport first = copy_snapshots(*source, *target, CopyOptions{});
+  EXPECT_TRUE(first.reencrypted);
+  ASSERT_EQ(first.snapshots.size(), 2u);
+  EXPECT_GT(first.packs, 0u);
+  CopyReport again = copy_snapshots(*source, *target, CopyOptions{});
+  EXPECT_EQ(again.packs, 0u);
+  EXPECT_EQ(again.missing_blobs, 0u);
+  for (const CopiedSnapshot& s : again.snapshots) EXPECT_TRUE(s.present) << s.name;
+
+  auto fresh = Repository::open(store, pass());
+  restore(*fresh, "one", dir.file("disk.out"), "disk.raw");
+  EXPECT_TRUE(same_content(dir.file("disk.raw"), dir.file("disk.out")));
+  restore(*fresh, "two", dir.file("out"));
+  for (const char* f : {"/a", "/c", "/d/b", "/d/credit.txt"})
+    EXPECT_TRUE(same_content(src + f, dir.file("out") + src + f)) << f;
   CheckOptions c;
   c.read_data = true;
   CheckReport r = check_repository(*fresh, c);
