@@ -5,7 +5,7 @@
 namespace arche {
 
 std::string to_hex(std::span<const uint8_t> bytes) {
-  if (bytes.empty()) return {};  // an empty span's data() may be null, which libsodium must not see
+  if (bytes.empty()) return {};                 // an empty span's data() may be null, which libsodium must not see
   std::string out(2 * bytes.size() + 1, '\0');  // sodium_bin2hex writes a terminating NUL
   sodium_bin2hex(out.data(), out.size(), bytes.data(), bytes.size());
   out.pop_back();
