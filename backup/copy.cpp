@@ -104,6 +104,25 @@ void send_packs(Repository& src, Repository& dst, const std::vector<PackInfo>& p
 
 }  // namespace
 
+void commit_copy(Repository& dst, RepoLock& dst_lock, std::vector<PackInfo> packs, size_t manifests,
+                 const std::function<std::string(size_t)>& write_manifest) {
+  for (const PackInfo& p : dst.unindexed_packs()) packs.push_back(p);
+  dst_lock.ensure_fresh();
+  const std::string own_index = packs.empty() ? std::string() : dst.write_index_file(packs);
+  std::vector<std::string> written;
+  try {
+    for (size_t i = 0; i < manifests; ++i) {
+      dst_lock.ensure_fresh();
+      written.push_back(write_manifest(i));
+    }
+    std::vector<PackInfo> again = dst.packs_to_index_again(packs, own_index, dst_lock.maintenance_beside());
+    if (!again.empty()) dst.write_index_file(again);
+  } catch (...) {
+    for (const std::string& id : written) dst.remove_file("snapshots", id);
+    throw;
+  }
+}
+
 CopyReport copy_snapshots(Repository& src, Repository& dst, const CopyOptions& options) {
   const auto started = Clock::now();
   const bool replica = is_replica(src, dst);
@@ -175,31 +194,15 @@ CopyReport copy_snapshots(Repository& src, Repository& dst, const CopyOptions& o
     return report;
   }
 
-  // Packs durable, then the index that lists them, then the manifests that need both.
   SendMeter meter(options, report.pack_bytes);
   send_packs(src, dst, packs, meter);
-  std::vector<PackInfo> indexed = packs;
-  for (const PackInfo& p : dst.unindexed_packs()) indexed.push_back(p);
-  dst_lock.ensure_fresh();
-  const std::string own_index = indexed.empty() ? std::string() : dst.write_index_file(indexed);
-  std::vector<std::string> written;
-  try {
-    for (const Snapshot* s : to_copy) {
-      dst_lock.ensure_fresh();
-      const std::string id = dst.write_content_file("snapshots", src.read_file("snapshots", s->id));
-      if (id != s->id) fail(ErrorCategory::corrupt, "{}: snapshot {} changed while it was copied", src.location(), s->name);
-      written.push_back(id);
-      for (CopiedSnapshot& r : report.snapshots)
-        if (r.id == id) r.copy_id = id;
-    }
-    // As after a backup: a prune beside the copy may have taken packs the snapshots
-    // need out of the index; they are listed again, after the manifests.
-    std::vector<PackInfo> again = dst.packs_to_index_again(indexed, own_index, dst_lock.maintenance_beside());
-    if (!again.empty()) dst.write_index_file(again);
-  } catch (...) {
-    for (const std::string& id : written) dst.remove_file("snapshots", id);  // none that cannot be restored
-    throw;
-  }
+  commit_copy(dst, dst_lock, packs, to_copy.size(), [&](size_t i) {
+    const Snapshot* s = to_copy[i];
+    const std::string id = dst.write_content_file("snapshots", src.read_file("snapshots", s->id));
+    if (id != s->id) fail(ErrorCategory::corrupt, "{}: snapshot {} changed while it was copied", src.location(), s->name);
+    report.set_copy_id(s->id, id);
+    return id;
+  });
   report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   return report;
 }

@@ -68,6 +68,12 @@ struct CopyReport {
   // whose destination id earlier copies told, not read (copy_reencrypt.h).
   uint64_t read_blobs = 0, read_bytes = 0, known_blobs = 0;
   double seconds = 0;
+
+  // Records `copy_id` as the destination id of the source snapshot `id`.
+  void set_copy_id(const std::string& id, const std::string& copy_id) {
+    for (CopiedSnapshot& s : snapshots)
+      if (s.id == id) s.copy_id = copy_id;
+  }
 };
 
 // A replica when `dst` has the id and master secret of `src`, else re-encrypting.

@@ -339,35 +339,19 @@ void reencrypt_snapshots(Repository& src, Repository& dst, const std::vector<con
   report.missing_bytes = store.stats().new_bytes;
   if (options.dry_run) return;
 
-  // Packs durable, then the index that lists them, then the manifests that need both.
-  std::vector<PackInfo> packs = store.finish();
+  const std::vector<PackInfo> packs = store.finish();
   report.packs = packs.size();
   for (const PackInfo& p : packs) report.pack_bytes += p.size;
-  for (const PackInfo& p : dst.unindexed_packs()) packs.push_back(p);
-  dst_lock.ensure_fresh();
-  const std::string own_index = packs.empty() ? std::string() : dst.write_index_file(packs);
-  std::vector<std::string> written;
-  try {
-    for (size_t i = 0; i < to_copy.size(); ++i) {
-      Snapshot& c = copied[i];
-      auto parent = copies.find(c.parent);
-      c.parent = parent == copies.end() ? std::string() : parent->second;
-      for (ImageRecord& image : c.images) image.incremental_from = copied_base(image.incremental_from, copies);
-      dst_lock.ensure_fresh();
-      write_snapshot(dst, c);
-      written.push_back(c.id);
-      copies[to_copy[i]->id] = c.id;
-      for (CopiedSnapshot& r : report.snapshots)
-        if (r.id == to_copy[i]->id) r.copy_id = c.id;
-    }
-    // As after a backup: a prune beside the copy may have taken packs the snapshots
-    // need out of the index; they are listed again, after the manifests.
-    std::vector<PackInfo> again = dst.packs_to_index_again(packs, own_index, dst_lock.maintenance_beside());
-    if (!again.empty()) dst.write_index_file(again);
-  } catch (...) {
-    for (const std::string& id : written) dst.remove_file("snapshots", id);  // none that cannot be restored
-    throw;
-  }
+  commit_copy(dst, dst_lock, packs, to_copy.size(), [&](size_t i) {
+    Snapshot& c = copied[i];
+    auto parent = copies.find(c.parent);
+    c.parent = parent == copies.end() ? std::string() : parent->second;
+    for (ImageRecord& image : c.images) image.incremental_from = copied_base(image.incremental_from, copies);
+    write_snapshot(dst, c);
+    copies[to_copy[i]->id] = c.id;
+    report.set_copy_id(to_copy[i]->id, c.id);
+    return c.id;
+  });
   meter.report(static_cast<int64_t>(total));
 }
 

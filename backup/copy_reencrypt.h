@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -54,6 +55,14 @@ class SendMeter {
   std::mutex mutex_;
   uint64_t sent_ = 0;
 };
+
+// The end of both ways, after the packs are durable: `packs` and the complete packs
+// an interrupted copy left are listed in one index file, then `write_manifest(i)`
+// writes the i-th of `manifests` snapshots (returning its id), then the packs a prune
+// beside the copy took out of the index are listed again, as after a backup. A
+// failure removes the manifests written: none is left that cannot be restored.
+void commit_copy(Repository& dst, RepoLock& dst_lock, std::vector<PackInfo> packs, size_t manifests,
+                 const std::function<std::string(size_t)>& write_manifest);
 
 // A source snapshot and its copy in the destination.
 struct CopiedPair {

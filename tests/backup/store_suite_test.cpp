@@ -51,12 +51,17 @@ class StoreSuite : public ::testing::TestWithParam<StoreFactory> {
     write_random_file(dir.file("disk.raw"), 3u << 20, 1003);
   }
 
-  std::unique_ptr<Repository> make_repository(uint32_t pack_size = 1u << 20) {
+  // A cheap key derivation: the tests are about the store, not the KDF.
+  static InitOptions init_options(uint32_t pack_size = 1u << 20) {
     InitOptions o;
     o.kdf.memlimit = 8u << 20;
     o.kdf.opslimit = 1;
     o.settings.pack_size = pack_size;
-    Repository::init(*store, pass(), o);
+    return o;
+  }
+
+  std::unique_ptr<Repository> make_repository(uint32_t pack_size = 1u << 20) {
+    Repository::init(*store, pass(), init_options(pack_size));
     return Repository::open(store, pass());
   }
 
@@ -76,6 +81,41 @@ class StoreSuite : public ::testing::TestWithParam<StoreFactory> {
     r.image = image;
     r.to = to;
     restore_snapshot(repo, r);
+  }
+
+  // The source of the copy tests, in memory: snapshot "one" of the tree and
+  // disk.raw, "two" of the tree with a new file c; the tree holds d/marker.txt, made
+  // of `marker` over and over.
+  std::unique_ptr<Repository> copy_source(const std::string& marker, uint64_t seed) {
+    std::string text;
+    for (int i = 0; i < 2000; ++i) text += marker + " line " + std::to_string(i) + "\n";
+    arche::test::write_file(src + "/d/marker.txt", bytes(text));
+    auto source_store = std::make_shared<MemoryStore>();
+    Repository::init(*source_store, pass(), init_options());
+    auto source = Repository::open(source_store, pass());
+    backup(*source, "one", {src}, {dir.file("disk.raw")});
+    write_random_file(src + "/c", 300000, seed);
+    backup(*source, "two", {src});
+    return source;
+  }
+
+  // The copy on this store restores as the source does, `check --read-data` finds it
+  // clean, and no object of the store holds `marker` (no plaintext travelled).
+  void expect_copy_restores_clean_without(const std::string& marker) {
+    auto fresh = Repository::open(store, pass());
+    restore(*fresh, "one", dir.file("disk.out"), "disk.raw");
+    EXPECT_TRUE(same_content(dir.file("disk.raw"), dir.file("disk.out")));
+    restore(*fresh, "two", dir.file("out"));
+    for (const char* f : {"/a", "/c", "/d/b", "/d/marker.txt"})
+      EXPECT_TRUE(same_content(src + f, dir.file("out") + src + f)) << f;
+    CheckOptions c;
+    c.read_data = true;
+    CheckReport r = check_repository(*fresh, c);
+    EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0]);
+    for (const ObjectInfo& obj : store->list("")) {
+      const std::vector<uint8_t> data = store->read(obj.name);
+      EXPECT_EQ(std::search(data.begin(), data.end(), marker.begin(), marker.end()), data.end()) << obj.name;
+    }
   }
 
   TempDir dir;
@@ -246,23 +286,8 @@ TEST_P(StoreSuite, LocksConflictAsTheirModesSay) {
 // object holds the plaintext.
 TEST_P(StoreSuite, CopyIntoAReplicaOnThisStore) {
   const std::string marker = "Rechnung 2026-0815 Kunde Mueller";
-  {
-    std::string text;
-    for (int i = 0; i < 2000; ++i) text += marker + " line " + std::to_string(i) + "\n";
-    arche::test::write_file(src + "/d/invoice.txt", bytes(text));
-  }
-  auto source_store = std::make_shared<MemoryStore>();
-  InitOptions o;
-  o.kdf.memlimit = 8u << 20;
-  o.kdf.opslimit = 1;
-  o.settings.pack_size = 1u << 20;
-  Repository::init(*source_store, pass(), o);
-  auto source = Repository::open(source_store, pass());
-  backup(*source, "one", {src}, {dir.file("disk.raw")});
-  write_random_file(src + "/c", 300000, 1030);
-  backup(*source, "two", {src});
-
-  Repository::init_same_key(*store, *source, pass(), o.kdf);
+  auto source = copy_source(marker, 1030);
+  Repository::init_same_key(*store, *source, pass(), init_options().kdf);
   auto replica = Repository::open(store, pass());
   EXPECT_EQ(replica->id(), source->id());
   CopyOptions only_first;
@@ -278,21 +303,7 @@ TEST_P(StoreSuite, CopyIntoAReplicaOnThisStore) {
   CopyReport again = copy_snapshots(*source, *replica, CopyOptions{});
   EXPECT_EQ(again.packs, 0u);
   EXPECT_EQ(again.missing_blobs, 0u);
-
-  auto fresh = Repository::open(store, pass());
-  restore(*fresh, "one", dir.file("disk.out"), "disk.raw");
-  EXPECT_TRUE(same_content(dir.file("disk.raw"), dir.file("disk.out")));
-  restore(*fresh, "two", dir.file("out"));
-  EXPECT_TRUE(same_content(src + "/c", dir.file("out") + src + "/c"));
-  EXPECT_TRUE(same_content(src + "/d/invoice.txt", dir.file("out") + src + "/d/invoice.txt"));
-  CheckOptions c;
-  c.read_data = true;
-  CheckReport r = check_repository(*fresh, c);
-  EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0]);
-  for (const ObjectInfo& obj : store->list("")) {
-    const std::vector<uint8_t> data = store->read(obj.name);
-    EXPECT_EQ(std::search(data.begin(), data.end(), marker.begin(), marker.end()), data.end()) << obj.name;
-  }
+  expect_copy_restores_clean_without(marker);
 }
 
 // A repository of its own on this store (another key, other settings) filled by
@@ -300,21 +311,7 @@ TEST_P(StoreSuite, CopyIntoAReplicaOnThisStore) {
 // restore there, a second copy sends nothing, and no store object holds plaintext.
 TEST_P(StoreSuite, CopyReencryptedOntoThisStore) {
   const std::string marker = "Gutschrift 2026-4711 Kundin Schulze";
-  {
-    std::string text;
-    for (int i = 0; i < 2000; ++i) text += marker + " line " + std::to_string(i) + "\n";
-    arche::test::write_file(src + "/d/credit.txt", bytes(text));
-  }
-  auto source_store = std::make_shared<MemoryStore>();
-  InitOptions o;
-  o.kdf.memlimit = 8u << 20;
-  o.kdf.opslimit = 1;
-  Repository::init(*source_store, pass(), o);
-  auto source = Repository::open(source_store, pass());
-  backup(*source, "one", {src}, {dir.file("disk.raw")});
-  write_random_file(src + "/c", 300000, 1031);
-  backup(*source, "two", {src});
-
+  auto source = copy_source(marker, 1031);
   auto target = make_repository(/*pack_size=*/2u << 20);
   EXPECT_NE(target->id(), source->id());
   CopyReport first = copy_snapshots(*source, *target, CopyOptions{});
@@ -325,21 +322,7 @@ TEST_P(StoreSuite, CopyReencryptedOntoThisStore) {
   EXPECT_EQ(again.packs, 0u);
   EXPECT_EQ(again.missing_blobs, 0u);
   for (const CopiedSnapshot& s : again.snapshots) EXPECT_TRUE(s.present) << s.name;
-
-  auto fresh = Repository::open(store, pass());
-  restore(*fresh, "one", dir.file("disk.out"), "disk.raw");
-  EXPECT_TRUE(same_content(dir.file("disk.raw"), dir.file("disk.out")));
-  restore(*fresh, "two", dir.file("out"));
-  for (const char* f : {"/a", "/c", "/d/b", "/d/credit.txt"})
-    EXPECT_TRUE(same_content(src + f, dir.file("out") + src + f)) << f;
-  CheckOptions c;
-  c.read_data = true;
-  CheckReport r = check_repository(*fresh, c);
-  EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0]);
-  for (const ObjectInfo& obj : store->list("")) {
-    const std::vector<uint8_t> data = store->read(obj.name);
-    EXPECT_EQ(std::search(data.begin(), data.end(), marker.begin(), marker.end()), data.end()) << obj.name;
-  }
+  expect_copy_restores_clean_without(marker);
 }
 
 std::string factory_name(const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; }

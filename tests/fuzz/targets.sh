@@ -44,9 +44,14 @@ fuzz_sources() {
 # and the targets on those libraries (not built with frame pointers) unwind
 # allocations the slow way, so that a stack reaches the library's function the
 # suppression names instead of stopping in its malloc wrapper.
+# Called once per target in a loop: each call starts again from the caller's own
+# ASAN_OPTIONS, kept when this file is sourced.
+fuzz_caller_asan_options=${ASAN_OPTIONS-}
 fuzz_sanitizer_env() {
   export LSAN_OPTIONS="suppressions=$(dirname "${BASH_SOURCE[0]}")/lsan.supp:print_suppressions=0"
+  local extra=
   case "$1" in
-  ntfs_fuzz) export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" ;;
+  ntfs_fuzz) extra=fast_unwind_on_malloc=0 ;;
   esac
+  export ASAN_OPTIONS="${extra}${extra:+${fuzz_caller_asan_options:+:}}${fuzz_caller_asan_options}"
 }
